@@ -1,0 +1,71 @@
+import Glibc
+
+/// Small file helpers on raw syscalls, so that the CLI's path needs no Foundation.
+enum FileIO {
+    /// Reads a whole file (up to limit bytes). Returns nil and leaves errno set on failure.
+    static func read(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return read(fd: fd, limit: limit)
+    }
+
+    /// Reads from fd until end of file or limit bytes.
+    static func read(fd: Int32, limit: Int = 1 << 20) -> [UInt8]? {
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        while result.count < limit {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                return nil
+            }
+            if count == 0 { break }
+            result.append(contentsOf: chunk[0..<count])
+        }
+        return result
+    }
+
+    /// Reads a whole file as UTF-8 text.
+    static func readText(_ path: String, limit: Int = 1 << 20) -> String? {
+        guard let bytes = read(path, limit: limit) else { return nil }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Writes all bytes, retrying on short writes and EINTR. Returns false with errno set.
+    @discardableResult
+    static func writeAll(fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { buffer in
+                Glibc.write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            }
+            if written < 0 {
+                if errno == EINTR { continue }
+                return false
+            }
+            offset += written
+        }
+        return true
+    }
+
+    /// The target of a symbolic link, or nil.
+    static func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4097)
+        let count = readlink(path, &buffer, 4096)
+        guard count >= 0 else { return nil }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The inode and device of a file, following links, or nil.
+    static func identity(_ path: String) -> (device: UInt64, inode: UInt64)? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return (UInt64(info.st_dev), UInt64(info.st_ino))
+    }
+
+    /// The errno text for a value.
+    static func errorText(_ error: Int32) -> String {
+        String(cString: strerror(error))
+    }
+}

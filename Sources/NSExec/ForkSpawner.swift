@@ -1,0 +1,94 @@
+import CNSExec
+import Glibc
+
+/// The fork path: the calling process is stage 0 and the parent of stages 1 and 2.
+/// Only safe in a single-threaded process.
+struct ForkSpawner {
+    var spec: ExecSpec
+    var plan: Plan
+    var terminal: TerminalSession?
+
+    func spawn() throws -> StartedStages {
+        var report: [Int32] = [-1, -1]
+        guard nsexec_pipe_cloexec(&report) == 0 else { throw NSExecError.system("cannot create the report pipe") }
+        defer { close(report[0]) }
+
+        let argv = CStringArray(plan.arguments)
+        let envp = CStringArray(plan.environment)
+        let strings = CStringPool()
+
+        var config = nsexec_config()
+        nsexec_config_init(&config)
+        config.pidfd = plan.target.pidfd
+        config.pidfd_flags = plan.pidfdFlags
+        config.target_pid = plan.target.pid
+        config.no_fork = spec.noFork && !plan.entered.contains(.pid) && !plan.entered.contains(.time)
+        for join in plan.fileJoins {
+            nsexec_config_add_join(&config, join.namespace.cloneFlag, join.fd, strings.add(join.path))
+        }
+
+        var process = nsexec_process()
+        nsexec_process_init(&process)
+        process.root_fd = plan.rootFD
+        process.user = strings.add(spec.user)
+        process.group = strings.add(spec.group)
+        process.cwd = strings.add(spec.workingDirectory.path)
+        process.target_cwd = strings.add(plan.targetCwd)
+        if case .mountNamespace = spec.workingDirectory { process.cwd_from_namespace_root = true }
+        process.preserve_credentials = spec.preserveCredentials
+        process.entered_user_namespace = plan.entered.contains(.user)
+        process.set_home = true
+        process.stdio = (spec.standardInput ?? -1, spec.standardOutput ?? -1, spec.standardError ?? -1)
+        for fd in plan.cgroupFDs { nsexec_process_add_cgroup_fd(&process, fd) }
+        if let terminal {
+            process.tty_socket = terminal.stageSocket
+            process.host_ptmx_fd = terminal.hostPtmx
+        }
+
+        var started = StartedStages(stage2: -1, others: [])
+        if spec.forwardSignals {
+            let (blocked, saved) = blockForwardedSignals()
+            started.forwarded = blocked
+            started.savedMask = saved
+            process.signal_mask = saved
+        } else {
+            pthread_sigmask(SIG_SETMASK, nil, &process.signal_mask)
+        }
+
+        var pids = nsexec_stage_pids()
+        var error = [CChar](repeating: 0, count: 1024)
+        let result = withExtendedLifetime((argv, envp, strings)) { () -> Int32 in
+            process.argv = UnsafePointer(argv.pointers)
+            process.envp = UnsafePointer(envp.pointers)
+            return nsexec_spawn_inline(&config, &process, report[1], &pids, &error, error.count)
+        }
+        close(report[1])
+        terminal?.closeStageEnds()
+
+        // Stage errors arrive here; EOF comes when stage 2 execs or every stage exits.
+        let records = StageReport.read(fd: report[0])
+        if result < 0 || records.error != nil {
+            if started.forwarded != nil { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }
+            for pid in Set(records.pids + [pids.stage2, pids.stage1]) where pid > 0 { reap(pid) }
+            if records.error == nil {
+                throw NSExecError(.stage, "cannot enter \(plan.target.label): " + error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+            }
+            throw records.failure(prefix: "")
+        }
+
+        started.stage2 = pids.stage2
+        if pids.stage1 != pids.stage2 { started.others = [pids.stage1] }
+        if let terminal { started.ttyMaster = try terminal.receiveMaster() }
+        return started
+    }
+}
+
+extension WorkingDirectory {
+    /// The directory string for the C core, or nil for the target's.
+    var path: String? {
+        switch self {
+        case .target: return nil
+        case .path(let dir), .mountNamespace(let dir): return dir
+        }
+    }
+}

@@ -1,0 +1,163 @@
+/// A minimal JSON reader for container state files; Foundation stays off the CLI's path.
+enum JSONValue: Equatable {
+    case object([String: JSONValue])
+    case array([JSONValue])
+    case string(String)
+    case number(Double)
+    case bool(Bool)
+    case null
+
+    subscript(key: String) -> JSONValue? {
+        if case .object(let members) = self { return members[key] }
+        return nil
+    }
+
+    var stringValue: String? {
+        if case .string(let text) = self { return text }
+        return nil
+    }
+
+    /// The value as an integer when it is a number without a fraction.
+    var integerValue: Int64? {
+        guard case .number(let value) = self, value == value.rounded(), abs(value) < 9e15 else { return nil }
+        return Int64(value)
+    }
+}
+
+/// Why a JSON document could not be read, with the byte offset.
+struct JSONError: Error, CustomStringConvertible {
+    var offset: Int
+    var reason: String
+    var description: String { "\(reason) at byte \(offset)" }
+}
+
+/// Parses one JSON document; nesting deeper than 64 levels is rejected.
+struct JSONParser {
+    private let bytes: [UInt8]
+    private var index = 0
+
+    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+        var parser = JSONParser(bytes: bytes)
+        let value = try parser.value(depth: 0)
+        parser.skipSpace()
+        guard parser.index == bytes.count else { throw parser.error("trailing data") }
+        return value
+    }
+
+    private init(bytes: [UInt8]) { self.bytes = bytes }
+
+    private func error(_ reason: String) -> JSONError { JSONError(offset: index, reason: reason) }
+
+    private mutating func skipSpace() {
+        while index < bytes.count, [0x20, 0x09, 0x0a, 0x0d].contains(bytes[index]) { index += 1 }
+    }
+
+    private mutating func expect(_ literal: String) throws {
+        for byte in literal.utf8 {
+            guard index < bytes.count, bytes[index] == byte else { throw error("invalid literal") }
+            index += 1
+        }
+    }
+
+    private mutating func value(depth: Int) throws -> JSONValue {
+        guard depth < 64 else { throw error("nesting too deep") }
+        skipSpace()
+        guard index < bytes.count else { throw error("unexpected end of data") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"): return try object(depth: depth)
+        case UInt8(ascii: "["): return try array(depth: depth)
+        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "t"): try expect("true"); return .bool(true)
+        case UInt8(ascii: "f"): try expect("false"); return .bool(false)
+        case UInt8(ascii: "n"): try expect("null"); return .null
+        default: return try number()
+        }
+    }
+
+    private mutating func object(depth: Int) throws -> JSONValue {
+        index += 1
+        var members: [String: JSONValue] = [:]
+        skipSpace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            return .object(members)
+        }
+        while true {
+            skipSpace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a key") }
+            let key = try string()
+            skipSpace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
+            index += 1
+            members[key] = try value(depth: depth + 1)
+            skipSpace()
+            guard index < bytes.count else { throw error("unexpected end of data") }
+            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+            if bytes[index] == UInt8(ascii: "}") { index += 1; return .object(members) }
+            throw error("expected ',' or '}'")
+        }
+    }
+
+    private mutating func array(depth: Int) throws -> JSONValue {
+        index += 1
+        var elements: [JSONValue] = []
+        skipSpace()
+        if index < bytes.count, bytes[index] == UInt8(ascii: "]") {
+            index += 1
+            return .array(elements)
+        }
+        while true {
+            elements.append(try value(depth: depth + 1))
+            skipSpace()
+            guard index < bytes.count else { throw error("unexpected end of data") }
+            if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+            if bytes[index] == UInt8(ascii: "]") { index += 1; return .array(elements) }
+            throw error("expected ',' or ']'")
+        }
+    }
+
+    private mutating func string() throws -> String {
+        index += 1
+        var scalars: [UInt8] = []
+        while index < bytes.count {
+            let byte = bytes[index]
+            index += 1
+            switch byte {
+            case UInt8(ascii: "\""):
+                return String(decoding: scalars, as: UTF8.self)
+            case UInt8(ascii: "\\"):
+                guard index < bytes.count else { throw error("unterminated escape") }
+                let escaped = bytes[index]
+                index += 1
+                switch escaped {
+                case UInt8(ascii: "n"): scalars.append(0x0a)
+                case UInt8(ascii: "t"): scalars.append(0x09)
+                case UInt8(ascii: "r"): scalars.append(0x0d)
+                case UInt8(ascii: "b"): scalars.append(0x08)
+                case UInt8(ascii: "f"): scalars.append(0x0c)
+                case UInt8(ascii: "u"):
+                    guard index + 4 <= bytes.count,
+                          let code = UInt32(String(decoding: bytes[index..<index + 4], as: UTF8.self), radix: 16)
+                    else { throw error("invalid \\u escape") }
+                    index += 4
+                    let scalar = Unicode.Scalar(code) ?? "\u{FFFD}"
+                    scalars.append(contentsOf: Array(String(Character(scalar)).utf8))
+                default: scalars.append(escaped)
+                }
+            default:
+                if byte < 0x20 { throw error("control character in string") }
+                scalars.append(byte)
+            }
+        }
+        throw error("unterminated string")
+    }
+
+    private mutating func number() throws -> JSONValue {
+        let start = index
+        while index < bytes.count, "+-0123456789.eE".utf8.contains(bytes[index]) { index += 1 }
+        guard index > start, let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else {
+            throw error("invalid value")
+        }
+        return .number(value)
+    }
+}

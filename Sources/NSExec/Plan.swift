@@ -1,0 +1,187 @@
+import CNSExec
+import Glibc
+
+/// What a run will do, worked out before any stage starts; owns the fds it opened.
+struct Plan {
+    var target: ResolvedTarget
+    /// Namespaces joined through the target's pidfd.
+    var pidfdFlags: UInt32 = 0
+    /// Namespaces joined from files: the type, an open fd and the path for messages.
+    var fileJoins: [(namespace: Namespace, fd: Int32, path: String)] = []
+    /// Every namespace that will be entered.
+    var entered: Set<Namespace> = []
+
+    var rootFD: Int32 = -1
+    var targetCwd: String?
+    var arguments: [String] = []
+    var environment: [String] = []
+    var cgroupFDs: [Int32] = []
+
+    /// Closes every fd the plan opened, the pidfd included.
+    func close() {
+        target.close()
+        for join in fileJoins { _ = Glibc.close(join.fd) }
+        if rootFD >= 0 { _ = Glibc.close(rootFD) }
+        for fd in cgroupFDs { _ = Glibc.close(fd) }
+    }
+
+    /// Whether the mount namespace comes from the target itself, not from a file.
+    var entersTargetMountNamespace: Bool {
+        pidfdFlags & Namespace.mnt.cloneFlag != 0
+    }
+}
+
+/// The default search path inside a container, as runc and Docker set it.
+let defaultSearchPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+extension ExecSpec {
+    /// Resolves the target and opens everything the stages need; throws before any stage starts.
+    func makePlan() throws -> Plan {
+        try validate()
+        var plan = Plan(target: try target.resolve())
+        do {
+            try selectNamespaces(&plan)
+            try selectRoot(&plan)
+            plan.arguments = programArguments()
+            plan.environment = try makeEnvironment(pid: plan.target.pid)
+            if joinCgroup {
+                plan.cgroupFDs = try Cgroups.openProcsFiles(pid: plan.target.pid, label: plan.target.label)
+            }
+
+            // Every /proc read above named the pid; make sure it still meant the pidfd's process.
+            guard nsexec_pidfd_send_signal(plan.target.pidfd, 0) == 0 else {
+                throw NSExecError(.target, "\(plan.target.label) exited before nsexec could enter it; start it again")
+            }
+        } catch {
+            plan.close()
+            throw error
+        }
+        return plan
+    }
+
+    /// Checks option values that need no system call.
+    func validate() throws {
+        for entry in environment {
+            guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+                throw NSExecError(.usage, "invalid --env value '\(entry)': expected NAME=VALUE")
+            }
+        }
+        if case .path(let dir) = workingDirectory, dir.isEmpty {
+            throw NSExecError(.usage, "invalid working directory '': give a directory path")
+        }
+        if case .mountNamespace(let dir) = workingDirectory, dir.isEmpty {
+            throw NSExecError(.usage, "invalid --wdns value '': give a directory path")
+        }
+        if !allNamespaces && namespaces.isEmpty {
+            if case .pid = target {
+                throw NSExecError(.usage, "no namespace selected: give -a/--all or at least one of -m -u -i -n -p -C -U -T")
+            }
+        }
+        if tty && isatty(0) == 0 {
+            throw NSExecError(.usage, "--tty needs a terminal on stdin, but fd 0 is not one; run from a terminal or drop --tty")
+        }
+    }
+
+    private func selectNamespaces(_ plan: inout Plan) throws {
+        let pid = plan.target.pid
+        var requested: [Namespace: String?] = [:]
+
+        // A container with no namespace option is entered whole, as runc exec does.
+        let all: Bool
+        if case .container = target, namespaces.isEmpty { all = true } else { all = allNamespaces }
+
+        if all {
+            for namespace in Namespace.allCases {
+                guard let theirs = FileIO.identity(namespace.path(pid: pid)) else {
+                    let error = errno
+                    if error == ENOENT { continue }  // the kernel lacks this namespace type
+                    throw NSExecError(.target, "cannot read \(namespace.path(pid: pid)): \(FileIO.errorText(error)); \(plan.target.label) may have exited")
+                }
+                // Joining a namespace one is already in is pointless, and EINVAL for a user namespace.
+                if let ours = FileIO.identity("/proc/self/ns/\(namespace.rawValue)"), ours == theirs { continue }
+                requested[namespace] = .some(nil)
+            }
+        }
+        for request in namespaces {
+            requested[request.namespace] = .some(request.file)
+        }
+
+        for namespace in Namespace.allCases {
+            guard let entry = requested[namespace] else { continue }
+            plan.entered.insert(namespace)
+            guard let file = entry else {
+                plan.pidfdFlags |= namespace.cloneFlag
+                continue
+            }
+            let fd = open(file, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                throw NSExecError(.usage, "cannot open \(namespace.rawValue) namespace file \(file): \(FileIO.errorText(errno)); give a path such as /proc/PID/ns/\(namespace.rawValue) or /run/netns/NAME")
+            }
+            plan.fileJoins.append((namespace, fd, file))
+            let type = nsexec_namespace_file_type(fd)
+            guard type != 0 else {
+                throw NSExecError(.usage, "\(file) is not a namespace file; give a path such as /proc/PID/ns/\(namespace.rawValue) or a bind mount of one")
+            }
+            guard type == namespace.cloneFlag else {
+                let actual = Namespace(cloneFlag: type)?.rawValue ?? "unknown"
+                throw NSExecError(.usage, "\(file) is a \(actual) namespace, not a \(namespace.rawValue) namespace")
+            }
+        }
+    }
+
+    private func selectRoot(_ plan: inout Plan) throws {
+        let pid = plan.target.pid
+        let mountEntered = plan.entersTargetMountNamespace
+
+        switch root {
+        case .target:
+            guard mountEntered else { break }
+            plan.rootFD = nsexec_open_directory("/proc/\(pid)/root")
+            guard plan.rootFD >= 0 else {
+                throw NSExecError(.target, "cannot open the root of \(plan.target.label): \(FileIO.errorText(errno))")
+            }
+        case .path(let dir):
+            let targetRoot = nsexec_open_directory("/proc/\(pid)/root")
+            guard targetRoot >= 0 else {
+                throw NSExecError(.target, "cannot open the root of \(plan.target.label): \(FileIO.errorText(errno))")
+            }
+            defer { _ = Glibc.close(targetRoot) }
+            plan.rootFD = nsexec_open_in_root(targetRoot, dir)
+            guard plan.rootFD >= 0 else {
+                throw NSExecError(.usage, "cannot use root directory \(dir) inside the target's root: \(FileIO.errorText(errno)); give a directory that exists in the container")
+            }
+        }
+
+        if case .target = workingDirectory, mountEntered {
+            // The target's cwd as its own root sees it; "/" when it cannot be read.
+            plan.targetCwd = FileIO.readLink("/proc/\(pid)/cwd") ?? "/"
+        }
+    }
+
+    private func programArguments() -> [String] {
+        if !arguments.isEmpty { return arguments }
+        if let shell = getenv("SHELL"), shell.pointee != 0 { return [String(cString: shell)] }
+        return ["/bin/sh"]
+    }
+
+    private func makeEnvironment(pid: Int32) throws -> [String] {
+        var result: [String]
+        switch environmentSource {
+        case .clean:
+            result = ["PATH=\(defaultSearchPath)"]
+            if let term = getenv("TERM") { result.append("TERM=\(String(cString: term))") }
+        case .target:
+            guard let bytes = FileIO.read("/proc/\(pid)/environ") else {
+                throw NSExecError(.target, "cannot read the environment of pid \(pid) (/proc/\(pid)/environ): \(FileIO.errorText(errno))")
+            }
+            result = bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        }
+
+        for entry in environment {
+            let name = entry.prefix { $0 != "=" }
+            result.removeAll { $0.prefix { $0 != "=" } == name }
+            result.append(entry)
+        }
+        return result
+    }
+}

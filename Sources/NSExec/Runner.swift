@@ -1,0 +1,150 @@
+import CNSExec
+import Glibc
+
+/// Runs programs inside the namespaces of running processes.
+public enum NSExec {
+    /// Runs `spec` and waits for the program: returns how it ended, or throws why it could not start.
+    public static func run(_ spec: ExecSpec) throws -> Termination {
+        let plan = try spec.makePlan()
+        defer { plan.close() }
+
+        let mode: SpawnMode
+        switch spec.spawnMode {
+        case .automatic: mode = currentThreadCount() > 1 ? .helper : .fork
+        case .fork, .helper: mode = spec.spawnMode
+        }
+
+        let terminal = spec.tty ? try TerminalSession.prepare() : nil
+        defer { terminal?.close() }
+
+        let started = mode == .fork
+            ? try ForkSpawner(spec: spec, plan: plan, terminal: terminal).spawn()
+            : try HelperSpawner(spec: spec, plan: plan, terminal: terminal).spawn()
+        return try Supervisor(started: started, terminal: terminal).wait()
+    }
+
+    /// The number of threads of the calling process, from /proc/self/task.
+    public static func currentThreadCount() -> Int {
+        guard let dir = opendir("/proc/self/task") else { return 1 }
+        defer { closedir(dir) }
+        var count = 0
+        while let entry = readdir(dir) {
+            if entry.pointee.d_name.0 != UInt8(ascii: ".") { count += 1 }
+        }
+        return max(count, 1)
+    }
+}
+
+/// Stage 2 running (or about to exec), with what the supervisor needs to wait for it.
+struct StartedStages {
+    var stage2: Int32
+    /// Other children to reap: stage 0 (helper path) and stage 1.
+    var others: [Int32]
+    /// The pty master, with --tty.
+    var ttyMaster: Int32 = -1
+    /// Signals blocked for forwarding, with the mask to restore afterwards.
+    var forwarded: sigset_t?
+    var savedMask = sigset_t()
+}
+
+/// The signals the CLI forwards to the program.
+let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
+
+/// What the stages wrote on the init pipe: the pid line and error records.
+struct StageReport {
+    var stage1: Int32?
+    var stage2: Int32?
+    var error: String?
+    var status: Int32 = 125
+    /// Stages that a failing stage had started, to reap.
+    var pids: [Int32] = []
+
+    /// Reads records from fd until every writer has closed it.
+    static func read(fd: Int32) -> StageReport {
+        var report = StageReport()
+        let bytes = FileIO.read(fd: fd, limit: 1 << 16) ?? []
+        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            guard let record = try? JSONParser.parse(Array(line)) else {
+                report.error = report.error ?? "a stage wrote an unreadable record: \(String(decoding: line, as: UTF8.self))"
+                continue
+            }
+            if let pid = record["stage1_pid"]?.integerValue { report.stage1 = Int32(pid) }
+            if let pid = record["stage2_pid"]?.integerValue { report.stage2 = Int32(pid) }
+            if let message = record["error"]?.stringValue, report.error == nil {
+                report.error = message
+                report.status = Int32(record["status"]?.integerValue ?? 125)
+            }
+            if case .array(let pids)? = record["pids"] {
+                report.pids += pids.compactMap { $0.integerValue }.filter { $0 > 0 }.map { Int32($0) }
+            }
+        }
+        return report
+    }
+
+    /// The error to throw for a failed record.
+    func failure(prefix: String) -> NSExecError {
+        let message = prefix + (error ?? "a stage failed without a message")
+        switch status {
+        case 126: return NSExecError(.notExecutable, message)
+        case 127: return NSExecError(.notFound, message)
+        default: return NSExecError(.stage, message)
+        }
+    }
+}
+
+/// Waits for a child, retrying on EINTR; returns its wait status or nil.
+@discardableResult
+func reap(_ pid: Int32) -> Int32? {
+    guard pid > 0 else { return nil }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 {
+        if errno != EINTR { return nil }
+    }
+    return status
+}
+
+/// NUL-terminated copies of strings with a trailing NULL pointer, freed by `free()`.
+final class CStringArray {
+    let pointers: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+    private let count: Int
+
+    init(_ strings: [String]) {
+        count = strings.count
+        pointers = .allocate(capacity: strings.count + 1)
+        for (index, string) in strings.enumerated() { pointers[index] = strdup(string) }
+        pointers[strings.count] = nil
+    }
+
+    var constPointer: UnsafePointer<UnsafeMutablePointer<CChar>?> { UnsafePointer(pointers) }
+
+    deinit {
+        for index in 0..<count { free(pointers[index]) }
+        pointers.deallocate()
+    }
+}
+
+/// NUL-terminated copies of strings that live as long as the pool.
+final class CStringPool {
+    private var copies: [UnsafeMutablePointer<CChar>] = []
+
+    /// Returns a copy of value, or nil for nil.
+    func add(_ value: String?) -> UnsafePointer<CChar>? {
+        guard let value, let copy = strdup(value) else { return nil }
+        copies.append(copy)
+        return UnsafePointer(copy)
+    }
+
+    deinit {
+        for copy in copies { free(copy) }
+    }
+}
+
+/// Blocks the forwarded signals in the caller; stage 2 restores the saved mask before exec.
+func blockForwardedSignals() -> (blocked: sigset_t, saved: sigset_t) {
+    var blocked = sigset_t()
+    var saved = sigset_t()
+    sigemptyset(&blocked)
+    for signal in forwardedSignals { sigaddset(&blocked, signal) }
+    pthread_sigmask(SIG_BLOCK, &blocked, &saved)
+    return (blocked, saved)
+}

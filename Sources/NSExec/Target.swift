@@ -1,0 +1,61 @@
+import CNSExec
+import Glibc
+
+/// The process whose namespaces are entered.
+public enum Target: Sendable, Equatable {
+    /// A process id in the caller's PID namespace.
+    case pid(Int32)
+    /// A runc or crun container by id; `runtimeRoot` overrides the state directory.
+    case container(id: String, runtimeRoot: String? = nil)
+}
+
+/// A target pinned by a pidfd, so that a recycled pid cannot be entered by mistake.
+struct ResolvedTarget {
+    /// The pid in the caller's PID namespace.
+    var pid: Int32
+    /// A pidfd of the process, close-on-exec.
+    var pidfd: Int32
+    /// "pid N" or "container ID (pid N)", for error messages.
+    var label: String
+    /// The container's state file, when the target is a container.
+    var container: ContainerState?
+
+    func close() {
+        _ = Glibc.close(pidfd)
+    }
+}
+
+extension Target {
+    /// Resolves the target to a live process and opens a pidfd on it.
+    func resolve() throws -> ResolvedTarget {
+        switch self {
+        case .pid(let pid):
+            guard pid > 0 else {
+                throw NSExecError(.usage, "invalid target pid \(pid): a pid is a positive number; find it with ps or runc state")
+            }
+            let pidfd = nsexec_pidfd_open(pid)
+            guard pidfd >= 0 else {
+                let error = errno
+                if error == ESRCH {
+                    throw NSExecError(.target, "target pid \(pid) not found: \(FileIO.errorText(error)); check the pid with ps")
+                }
+                throw NSExecError.system("cannot open a pidfd for pid \(pid)", errno: error)
+            }
+            return ResolvedTarget(pid: pid, pidfd: pidfd, label: "pid \(pid)", container: nil)
+
+        case .container(let id, let runtimeRoot):
+            let state = try ContainerState.load(id: id, runtimeRoot: runtimeRoot)
+            return try state.pin()
+        }
+    }
+}
+
+/// The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or nil.
+func processStartTime(pid: Int32) -> UInt64? {
+    guard let text = FileIO.readText("/proc/\(pid)/stat", limit: 4096),
+          let close = text.lastIndex(of: ")") else { return nil }
+    // Fields after the command name start at field 3 (state), so field 22 is the 20th.
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    guard fields.count > 19 else { return nil }
+    return UInt64(fields[19])
+}
