@@ -45,14 +45,12 @@ struct ForkSpawner {
             process.host_ptmx_fd = terminal.hostPtmx
         }
 
+        // The program starts with no signal blocked, as with runc exec, whatever the caller blocks.
         var started = StartedStages(stage2: -1, others: [])
         if spec.forwardSignals {
             let (blocked, saved) = blockForwardedSignals()
             started.forwarded = blocked
             started.savedMask = saved
-            process.signal_mask = saved
-        } else {
-            pthread_sigmask(SIG_SETMASK, nil, &process.signal_mask)
         }
 
         var pids = nsexec_stage_pids()

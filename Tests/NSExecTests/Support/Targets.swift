@@ -1,0 +1,101 @@
+import Foundation
+import Glibc
+import Testing
+
+/// A target process in fresh namespaces, made with unshare(1): PID (with its own /proc),
+/// mount, UTS (hostname set), IPC, network, cgroup and time. Stopped on `stop()` or deinit.
+final class UnshareTarget: @unchecked Sendable {
+    let hostname: String
+    private let launcher: Process
+    /// The sleep process inside the namespaces (PID 1 of its PID namespace).
+    private(set) var pid: Int32 = 0
+
+    init(hostname: String = "nsexec-\(UUID().uuidString.prefix(8).lowercased())",
+         extraFlags: [String] = []) throws {
+        self.hostname = hostname
+        launcher = Process()
+        launcher.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        launcher.arguments = ["--fork", "--pid", "--mount-proc", "--uts", "--ipc", "--net", "--cgroup", "--time"]
+            + extraFlags + ["sh", "-c", "hostname \(hostname) && exec sleep 600"]
+        launcher.standardInput = FileHandle.nullDevice
+        try launcher.run()
+
+        // unshare forks the shell, which execs sleep once the hostname is set.
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if let child = Self.children(of: launcher.processIdentifier).first,
+               let comm = try? String(contentsOfFile: "/proc/\(child)/comm", encoding: .utf8),
+               comm.hasPrefix("sleep") {
+                pid = child
+                return
+            }
+            usleep(5000)
+        }
+        stop()
+        throw TargetError("unshare target did not start within 10 s")
+    }
+
+    static func children(of pid: Int32) -> [Int32] {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8) else { return [] }
+        return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// Kills the target and reaps the unshare process.
+    func stop() {
+        if pid > 0 { kill(pid, SIGKILL) }
+        if launcher.isRunning { kill(launcher.processIdentifier, SIGKILL) }
+        launcher.waitUntilExit()
+        pid = 0
+    }
+
+    deinit { stop() }
+}
+
+struct TargetError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A real runc container from a busybox root filesystem, made by scripts/lib/container.sh.
+/// Killed and deleted on `stop()` or deinit.
+final class BusyboxContainer: @unchecked Sendable {
+    enum Runtime: String { case runc, crun }
+
+    let id: String
+    let hostname: String
+    let runtime: Runtime
+    let bundle: String
+    private(set) var pid: Int32 = 0
+    private var stopped = false
+
+    init(runtime: Runtime = .runc, hostname: String? = nil) throws {
+        let suffix = UUID().uuidString.prefix(8).lowercased()
+        self.runtime = runtime
+        self.id = "nsexec-test-\(runtime.rawValue)-\(suffix)"
+        self.hostname = hostname ?? "box-\(suffix)"
+        self.bundle = FileManager.default.temporaryDirectory.appendingPathComponent(id).path
+
+        let start = runtime == .runc ? "nsx_runc_start" : "nsx_crun_start"
+        let script = "set -e; source \(Machine.packageRoot)/scripts/lib/container.sh; "
+            + "nsx_make_bundle \(bundle) \(self.hostname) >/dev/null; \(start) \(id) \(bundle)"
+        let result = try runCommand(["/bin/bash", "-c", script], timeout: 60)
+        guard result.status == 0, let pid = Int32(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            stop()
+            throw TargetError("cannot start \(runtime.rawValue) container \(id): \(result.stderr)")
+        }
+        self.pid = pid
+    }
+
+    /// Runs a shell snippet in the container's root filesystem from the host side.
+    var rootfs: String { bundle + "/rootfs" }
+
+    func stop() {
+        guard !stopped else { return }
+        stopped = true
+        let cleanup = runtime == .runc ? "nsx_runc_cleanup" : "nsx_crun_cleanup"
+        _ = try? runCommand(["/bin/bash", "-c", "source \(Machine.packageRoot)/scripts/lib/container.sh; \(cleanup) \(id)"])
+        try? FileManager.default.removeItem(atPath: bundle)
+    }
+
+    deinit { stop() }
+}
