@@ -69,6 +69,31 @@ static size_t text_length(const uint8_t *payload, size_t length)
 	return length;
 }
 
+/*
+ * Copies at most 64 bytes of untrusted text into out for an error message.
+ * Control and non-ASCII bytes become \xNN, so that the message stays one line
+ * of printable text and valid in a JSON string.
+ */
+static const char *excerpt(char *out, size_t size, const char *text, size_t length)
+{
+	size_t used = 0;
+	size_t limit = length < 64 ? length : 64;
+
+	for (size_t i = 0; i < limit && used + 5 < size; i++) {
+		unsigned char byte = (unsigned char)text[i];
+		if (byte >= 0x20 && byte < 0x7f && byte != '\\')
+			out[used++] = (char)byte;
+		else
+			used += (size_t)snprintf(out + used, size - used, "\\x%02x", byte);
+	}
+	if (limit < length && used + 4 < size) {
+		memcpy(out + used, "...", 3);
+		used += 3;
+	}
+	out[used] = '\0';
+	return out;
+}
+
 /* Splits "type:path,type:path" into config->joins, checking every entry. */
 static int parse_namespace_paths(const uint8_t *payload, size_t length, struct nsexec_config *config,
 				 char **cursor, const char *end, char *error, size_t error_size)
@@ -86,18 +111,19 @@ static int parse_namespace_paths(const uint8_t *payload, size_t length, struct n
 		const char *comma = memchr(entry, ',', length - start);
 		size_t entry_length = comma != NULL ? (size_t)(comma - entry) : length - start;
 
+		char quoted[4 * 64 + 4];
 		const char *colon = memchr(entry, ':', entry_length);
 		if (colon == NULL)
 			return parse_error(error, error_size,
-					   "invalid bootstrap message: namespace path entry '%.*s' has no ':'",
-					   (int)entry_length, entry);
+					   "invalid bootstrap message: namespace path entry '%s' has no ':'",
+					   excerpt(quoted, sizeof(quoted), entry, entry_length));
 
 		size_t name_length = (size_t)(colon - entry);
 		const struct nsexec_namespace *ns = nsexec_namespace_by_name(entry, name_length);
 		if (ns == NULL)
 			return parse_error(error, error_size,
-					   "invalid bootstrap message: unknown namespace type '%.*s'",
-					   (int)name_length, entry);
+					   "invalid bootstrap message: unknown namespace type '%s'",
+					   excerpt(quoted, sizeof(quoted), entry, name_length));
 
 		size_t path_length = entry_length - name_length - 1;
 		if (path_length == 0)

@@ -209,5 +209,6 @@ void nsexec_bootstrap_exec(int initpipe)
 	process.argv = argv;
 	process.envp = envp;
 
+	nsexec_log(NSEXEC_LOG_DEBUG, "executing %s", argv[0]);
 	nsexec_exec_process(&process);
 }

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -175,4 +176,13 @@ void nsexec_fail(int status, int error, const char *hint, const char *format, ..
 	}
 
 	_exit(status);
+}
+
+void nsexec_test_hook(const char *point)
+{
+	const char *wanted = getenv("NSEXEC_TEST_STOP_AT");
+	if (wanted != NULL && strcmp(wanted, point) == 0) {
+		nsexec_log(NSEXEC_LOG_DEBUG, "stopping at %s for a test", point);
+		(void)raise(SIGSTOP);
+	}
 }

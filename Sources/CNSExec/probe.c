@@ -52,6 +52,7 @@ __attribute__((noreturn)) static void run_sequence(struct nsexec_clone_probe *pr
 		pid_t sent;
 		ssize_t count = read(sync_pipe[1], &sent, sizeof(sent));
 		probe->bytes_read = count;
+		probe->pid_received = count == sizeof(sent) ? sent : 0;
 		_exit(count == sizeof(sent) && sent == child ? 0 : 3);
 	}
 	case STAGE_CHILD: {

@@ -320,8 +320,9 @@ void nsexec_exec_process(const struct nsexec_process *process)
 	/* The program is not a stage: it gets no death signal and the caller's signal mask. */
 	if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0)
 		nsexec_fail(NSEXEC_EXIT_FAILURE, errno, NULL, "cannot clear the parent death signal");
+	nsexec_test_hook("stage2-exec");
 	if (sigprocmask(SIG_SETMASK, &process->signal_mask, NULL) < 0)
-		nsexec_fail(NSEXEC_EXIT_FAILURE, errno, NULL, "cannot restore the signal mask");
+		nsexec_fail(NSEXEC_EXIT_FAILURE, errno, NULL, "cannot set the program's signal mask");
 
 	execute(process->argv, envp);
 }

@@ -204,6 +204,7 @@ static int serve_stage1(const struct nsexec_config *config, const struct stage_s
 		case NSEXEC_SYNC_USERMAP_REQUEST:
 			if (write_user_maps(config, stage1, error, error_size) < 0)
 				return -1;
+			nsexec_log(NSEXEC_LOG_DEBUG, "wrote the uid and gid maps of stage 1 (pid %d)", (int)stage1);
 			if (nsexec_sync_send(fd, NSEXEC_SYNC_USERMAP_DONE) < 0)
 				goto send_failed;
 			break;
@@ -211,6 +212,7 @@ static int serve_stage1(const struct nsexec_config *config, const struct stage_s
 		case NSEXEC_SYNC_TIMEOFFSETS_REQUEST:
 			if (write_time_offsets(config, stage1, error, error_size) < 0)
 				return -1;
+			nsexec_log(NSEXEC_LOG_DEBUG, "wrote the time offsets of stage 1 (pid %d)", (int)stage1);
 			if (nsexec_sync_send(fd, NSEXEC_SYNC_TIMEOFFSETS_DONE) < 0)
 				goto send_failed;
 			break;
@@ -266,12 +268,15 @@ __attribute__((noreturn)) static void run_stage1(const struct nsexec_config *con
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		nsexec_fail(NSEXEC_EXIT_FAILURE, errno, NULL, "cannot set the parent death signal of stage 1");
 
+	nsexec_test_hook("stage1-start");
 	nsexec_open_namespace_files(&own);
 	nsexec_join_namespaces(&own);
+	nsexec_test_hook("stage1-joined");
 
 	if (config->clone_flags & CLONE_NEWUSER) {
 		if (unshare(CLONE_NEWUSER) < 0)
 			nsexec_fail(NSEXEC_EXIT_FAILURE, errno, NULL, "cannot unshare the user namespace");
+		nsexec_log(NSEXEC_LOG_DEBUG, "unshared the user namespace");
 
 		/* Stage 0 writes our maps through /proc, which needs us dumpable. */
 		if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0) < 0)
@@ -288,8 +293,11 @@ __attribute__((noreturn)) static void run_stage1(const struct nsexec_config *con
 	}
 
 	uint32_t others = config->clone_flags & ~(uint32_t)CLONE_NEWUSER;
-	if (others != 0 && unshare((int)others) < 0)
-		nsexec_fail(NSEXEC_EXIT_FAILURE, errno, NULL, "cannot unshare namespaces 0x%x", others);
+	if (others != 0) {
+		if (unshare((int)others) < 0)
+			nsexec_fail(NSEXEC_EXIT_FAILURE, errno, NULL, "cannot unshare namespaces 0x%x", others);
+		nsexec_log(NSEXEC_LOG_DEBUG, "unshared namespaces 0x%x", others);
+	}
 
 	/* Offsets must be in place before the first process enters the time namespace. */
 	if ((config->clone_flags & CLONE_NEWTIME) && config->timens_offsets_length > 0) {
@@ -336,6 +344,7 @@ static void run_stage2(const struct stage_sockets *sockets)
 
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		nsexec_fail(NSEXEC_EXIT_FAILURE, errno, NULL, "cannot set the parent death signal of stage 2");
+	nsexec_test_hook("stage2-start");
 	if (nsexec_sync_expect(fd, NSEXEC_SYNC_GO) < 0)
 		nsexec_fail(NSEXEC_EXIT_FAILURE, errno == EPIPE ? 0 : errno, NULL, "stage 0 exited before stage 2 started");
 	if (nsexec_sync_send(fd, NSEXEC_SYNC_FINISHED) < 0)

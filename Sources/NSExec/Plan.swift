@@ -84,32 +84,34 @@ extension ExecSpec {
 
     private func selectNamespaces(_ plan: inout Plan) throws {
         let pid = plan.target.pid
-        var requested: [Namespace: String?] = [:]
 
         // A container with no namespace option is entered whole, as runc exec does.
         let all: Bool
         if case .container = target, namespaces.isEmpty { all = true } else { all = allNamespaces }
 
+        // Joining a namespace one is already in is pointless, and EINVAL for a user namespace.
+        var differing: UInt32 = 0
         if all {
-            for namespace in Namespace.allCases {
-                guard let theirs = FileIO.identity(namespace.path(pid: pid)) else {
-                    let error = errno
-                    if error == ENOENT { continue }  // the kernel lacks this namespace type
-                    throw NSExecError(.target, "cannot read \(namespace.path(pid: pid)): \(FileIO.errorText(error)); \(plan.target.label) may have exited")
-                }
-                // Joining a namespace one is already in is pointless, and EINVAL for a user namespace.
-                if let ours = FileIO.identity("/proc/self/ns/\(namespace.rawValue)"), ours == theirs { continue }
-                requested[namespace] = .some(nil)
+            var failed: UInt32 = 0
+            guard nsexec_namespaces_differing(pid, &differing, &failed) == 0 else {
+                let error = errno
+                let path = Namespace(cloneFlag: failed)?.path(pid: pid) ?? "/proc/\(pid)/ns"
+                throw NSExecError(.target, "cannot read \(path): \(FileIO.errorText(error)); \(plan.target.label) may have exited")
             }
-        }
-        for request in namespaces {
-            requested[request.namespace] = .some(request.file)
         }
 
         for namespace in Namespace.allCases {
-            guard let entry = requested[namespace] else { continue }
+            // A namespace option overrides --all, and of several for one type the last wins.
+            let file: String?
+            if let request = namespaces.last(where: { $0.namespace == namespace }) {
+                file = request.file
+            } else if differing & namespace.cloneFlag != 0 {
+                file = nil
+            } else {
+                continue
+            }
             plan.entered.insert(namespace)
-            guard let file = entry else {
+            guard let file else {
                 plan.pidfdFlags |= namespace.cloneFlag
                 continue
             }

@@ -31,20 +31,16 @@ struct EnteringTests {
         let target = try UnshareTarget()
         defer { target.stop() }
 
-        let cli = Process()
-        cli.executableURL = URL(fileURLWithPath: Machine.nsexecBinary)
-        cli.arguments = ["-t", "\(target.pid)", flag, "--", "sleep", "30"]
-        cli.standardInput = FileHandle.nullDevice
-        try cli.run()
+        let cli = try Subprocess([Machine.nsexecBinary, "-t", "\(target.pid)", flag, "--", "sleep", "30"])
         defer {
-            if cli.isRunning { kill(cli.processIdentifier, SIGKILL) }
-            cli.waitUntilExit()
+            cli.kill(SIGKILL)
+            cli.wait()
         }
 
         var program: Int32 = 0
         let deadline = Date().addingTimeInterval(10)
         while program == 0 && Date() < deadline {
-            program = UnshareTarget.children(of: cli.processIdentifier).first { pid in
+            program = UnshareTarget.children(of: cli.pid).first { pid in
                 (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8))?.hasPrefix("sleep") == true
             } ?? 0
             usleep(2000)
@@ -56,8 +52,7 @@ struct EnteringTests {
             #expect(namespaceLink(pid: program, namespace) == expected, "\(namespace) after \(flag)")
         }
         kill(program, SIGKILL)
-        cli.waitUntilExit()
-        #expect(cli.terminationStatus == 137, "the CLI reports the program's SIGKILL as 137")
+        #expect(cli.wait() == 137, "the CLI reports the program's SIGKILL as 137")
     }
 
     @Test("--all enters every namespace that differs")

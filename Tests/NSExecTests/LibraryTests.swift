@@ -1,3 +1,4 @@
+import CNSExec
 import Foundation
 import Glibc
 import NSExec
@@ -6,7 +7,7 @@ import Testing
 /// Runs spec with stdout captured through a pipe.
 func runCapturing(_ spec: ExecSpec) throws -> (Termination, String) {
     var fds: [Int32] = [-1, -1]
-    guard pipe(&fds) == 0 else { throw TargetError("pipe failed") }
+    guard nsexec_pipe_cloexec(&fds) == 0 else { throw TargetError("pipe failed") }
     var spec = spec
     spec.standardOutput = fds[1]
     let termination: Termination

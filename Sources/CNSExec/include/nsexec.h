@@ -68,6 +68,17 @@ uint32_t nsexec_namespace_all_flags(void);
  */
 uint32_t nsexec_namespace_file_type(int fd);
 
+/*
+ * Compares every namespace of process pid with the caller's own, by the link
+ * text of their files under /proc/PID/ns and /proc/self/ns ("net:[4026531840]",
+ * the type and inode). Sets *differing to the flags of the types where pid's
+ * namespace is not the caller's, or where the caller's own file cannot be read.
+ * A type with no file for pid (ENOENT: the kernel lacks it, or pid has exited)
+ * is left out. Returns 0, or -1 with errno set and *failed set to the flag of
+ * the first type, in table order, whose file of pid cannot be read otherwise.
+ */
+int nsexec_namespaces_differing(pid_t pid, uint32_t *differing, uint32_t *failed);
+
 /* ---- sync.c: messages between stages ------------------------------------- */
 
 /* One-byte messages exchanged by the stages over socketpairs. */
@@ -151,6 +162,13 @@ __attribute__((noreturn)) void nsexec_fail(int status, int error, const char *hi
 
 /* Escapes text as the inside of a JSON string. Returns bytes written. */
 size_t nsexec_json_escape(char *out, size_t size, const char *text);
+
+/*
+ * A test hook: stops the calling stage with SIGSTOP when the environment
+ * variable NSEXEC_TEST_STOP_AT equals point ("stage1-joined", "stage2-exec",
+ * ...), so that a test can inspect or kill it there. Costs one getenv.
+ */
+void nsexec_test_hook(const char *point);
 
 /* ---- bootstrap.c: the runc bootstrap message ----------------------------- */
 
@@ -302,7 +320,7 @@ struct nsexec_process {
 	/* Adds HOME from the user's passwd entry unless envp already has HOME. */
 	bool set_home;
 
-	/* Signal mask to restore before exec. */
+	/* The program's signal mask; nsexec_process_init empties it. */
 	sigset_t signal_mask;
 
 	/* When >= 0, dup2'ed onto 0, 1 and 2 before exec. */
@@ -391,6 +409,7 @@ struct nsexec_clone_probe {
 	pid_t clone_result;	   /* what clone_parent returned */
 	pid_t child_pid;	   /* getpid() in STAGE_CHILD, as sent */
 	pid_t child_ppid;	   /* getppid() in STAGE_CHILD, as sent */
+	pid_t pid_received;	   /* the pid STAGE_PARENT read from the socket, or 0 */
 	uint64_t parent_userns;	   /* inode of /proc/self/ns/user in STAGE_PARENT */
 	uint64_t child_userns;	   /* inode after unshare(CLONE_NEWUSER) in STAGE_CHILD */
 	int child_unshare_errno;   /* 0 if unshare succeeded */

@@ -1,3 +1,4 @@
+import CNSExec
 import Foundation
 import Glibc
 import Testing
@@ -46,41 +47,33 @@ func runCommand(_ argv: [String], environment: [String: String] = [:], stdin: St
     let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nsexec-test-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
-    let outURL = directory.appendingPathComponent("out")
-    let errURL = directory.appendingPathComponent("err")
-    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    let outPath = directory.appendingPathComponent("out").path
+    let errPath = directory.appendingPathComponent("err").path
+    let out = open(outPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+    let err = open(errPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+    defer {
+        close(out)
+        close(err)
+    }
 
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: argv[0])
-    process.arguments = Array(argv.dropFirst())
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    process.standardOutput = try FileHandle(forWritingTo: outURL)
-    process.standardError = try FileHandle(forWritingTo: errURL)
+    var input: [Int32] = [-1, -1]
+    if stdin != nil { _ = nsexec_pipe_cloexec(&input) }
+    let child = try Subprocess(argv, environment: environment, stdin: stdin != nil ? input[0] : nil,
+                               stdout: out, stderr: err)
     if let stdin {
-        let pipe = Pipe()
-        process.standardInput = pipe
-        try process.run()
-        pipe.fileHandleForWriting.write(Data(stdin.utf8))
-        try pipe.fileHandleForWriting.close()
-    } else {
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        close(input[0])
+        let bytes = Array(stdin.utf8)
+        _ = bytes.withUnsafeBytes { write(input[1], $0.baseAddress, $0.count) }
+        close(input[1])
     }
 
-    let deadline = Date().addingTimeInterval(timeout)
-    while process.isRunning && Date() < deadline { usleep(2000) }
-    if process.isRunning {
-        process.terminate()
-        process.waitUntilExit()
+    guard let status = child.wait(timeout: timeout) else {
         Issue.record("\(argv.joined(separator: " ")) did not finish within \(timeout) s")
+        return CommandResult(status: -1, stdout: "", stderr: "")
     }
-    process.waitUntilExit()
-
-    let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
     return CommandResult(status: status,
-                         stdout: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
-                         stderr: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+                         stdout: (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "",
+                         stderr: (try? String(contentsOfFile: errPath, encoding: .utf8)) ?? "")
 }
 
 /// Runs the nsexec CLI with a marker in its environment, then checks that no process

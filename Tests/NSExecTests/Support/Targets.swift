@@ -6,24 +6,22 @@ import Testing
 /// mount, UTS (hostname set), IPC, network, cgroup and time. Stopped on `stop()` or deinit.
 final class UnshareTarget: @unchecked Sendable {
     let hostname: String
-    private let launcher: Process
+    private let launcher: Subprocess
     /// The sleep process inside the namespaces (PID 1 of its PID namespace).
     private(set) var pid: Int32 = 0
 
+    /// With `--user` in extraFlags and no map, the shell loses its capabilities at exec,
+    /// so pass `setHostname: false` and write the maps from the test.
     init(hostname: String = "nsexec-\(UUID().uuidString.prefix(8).lowercased())",
-         extraFlags: [String] = []) throws {
+         extraFlags: [String] = [], setHostname: Bool = true) throws {
         self.hostname = hostname
-        launcher = Process()
-        launcher.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
-        launcher.arguments = ["--fork", "--pid", "--mount-proc", "--uts", "--ipc", "--net", "--cgroup", "--time"]
-            + extraFlags + ["sh", "-c", "hostname \(hostname) && exec sleep 600"]
-        launcher.standardInput = FileHandle.nullDevice
-        try launcher.run()
+        launcher = try Subprocess(["/usr/bin/unshare", "--fork", "--pid", "--mount-proc", "--uts", "--ipc", "--net",
+                                   "--cgroup", "--time"] + extraFlags + ["sh", "-c", setHostname ? "hostname \(hostname) && exec sleep 600" : "exec sleep 600"])
 
         // unshare forks the shell, which execs sleep once the hostname is set.
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
-            if let child = Self.children(of: launcher.processIdentifier).first,
+            if let child = Self.children(of: launcher.pid).first,
                let comm = try? String(contentsOfFile: "/proc/\(child)/comm", encoding: .utf8),
                comm.hasPrefix("sleep") {
                 pid = child
@@ -43,8 +41,8 @@ final class UnshareTarget: @unchecked Sendable {
     /// Kills the target and reaps the unshare process.
     func stop() {
         if pid > 0 { kill(pid, SIGKILL) }
-        if launcher.isRunning { kill(launcher.processIdentifier, SIGKILL) }
-        launcher.waitUntilExit()
+        launcher.kill(SIGKILL)
+        launcher.wait()
         pid = 0
     }
 
