@@ -21,8 +21,31 @@
 
 #include "nsexec_probe.h"
 
-/* A target that nobody stops exits on SIGALRM after this many seconds. */
+/* A target that is never stopped exits on SIGALRM after this many seconds. */
 #define TARGET_LIFETIME_SECONDS 300
+
+/*
+ * Unblocks signal in a forked child. A child inherits the signal mask of the
+ * thread that forked it, and the worker threads of a Swift or Dispatch
+ * program block most signals.
+ */
+static int unblock_signal(int signal)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, signal);
+	return sigprocmask(SIG_UNBLOCK, &set, NULL);
+}
+
+/* Sleeps until a signal ends the process, at the latest after TARGET_LIFETIME_SECONDS. */
+__attribute__((noreturn)) static void sleep_until_killed(void)
+{
+	(void)signal(SIGALRM, SIG_DFL);
+	(void)unblock_signal(SIGALRM);
+	alarm(TARGET_LIFETIME_SECONDS);
+	for (;;)
+		pause();
+}
 
 static int reap(pid_t pid, int *status)
 {
@@ -107,9 +130,7 @@ pid_t nsexec_probe_start_target(uint32_t flags, uid_t uid)
 			_exit(1);
 
 		(void)close(ready[1]);
-		alarm(TARGET_LIFETIME_SECONDS);
-		for (;;)
-			pause();
+		sleep_until_killed();
 	}
 
 	(void)close(ready[1]);
@@ -210,7 +231,7 @@ int nsexec_probe_join(const struct nsexec_config *config, uid_t uid, struct nsex
 	return code;
 }
 
-/* The failing process: sets up logging as request says, then fails. */
+/* The failing process: sets up logging as request describes, then fails. */
 __attribute__((noreturn)) static void run_fail(const struct nsexec_fail_request *request, int report_fd, int log_fd,
 					       int stderr_fd, pid_t started)
 {
@@ -277,9 +298,7 @@ int nsexec_probe_fail(const struct nsexec_fail_request *request, struct nsexec_f
 			/* Holding no pipe end, it cannot delay the end of file that the reads below wait for. */
 			close_all(pipes.read_fds, 3);
 			close_all(pipes.write_fds, 3);
-			alarm(TARGET_LIFETIME_SECONDS);
-			for (;;)
-				pause();
+			sleep_until_killed();
 		}
 		if (probe->started_pid < 0) {
 			int error = errno;
@@ -381,7 +400,8 @@ __attribute__((noreturn)) static void run_reader(struct nsexec_interrupted_read_
 	memset(&action, 0, sizeof(action));
 	action.sa_handler = count_signal;
 	sigemptyset(&action.sa_mask);
-	if (sigaction(SIGUSR1, &action, NULL) < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+	if (sigaction(SIGUSR1, &action, NULL) < 0 || unblock_signal(SIGUSR1) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
 		_exit(1);
 
 	pid_t reader = getpid();

@@ -32,7 +32,10 @@ void nsexec_open_namespace_files(struct nsexec_config *config)
 		if (join->fd >= 0)
 			continue;
 
-		join->fd = open(join->path, O_RDONLY | O_CLOEXEC);
+		join->fd = nsexec_open_namespace_file(join->path);
+		if (join->fd < 0 && errno == EINVAL)
+			nsexec_fail(NSEXEC_EXIT_FAILURE, 0, "give a file under /proc/PID/ns or a bind mount of one",
+				    "%s is not a namespace file", join->path);
 		if (join->fd < 0)
 			nsexec_fail(NSEXEC_EXIT_FAILURE, errno, "check that the process or namespace file exists",
 				    "cannot open %s namespace file %s", namespace_name(join->flag), join->path);
@@ -63,11 +66,25 @@ static void describe_flags(char *out, size_t size, uint32_t flags)
 	}
 }
 
+/* The next step for a failed setns: more rights for EPERM, one namespace fewer for EINVAL. */
+static const char *join_hint(int error, uint32_t flags)
+{
+	if (error == EPERM)
+		return JOIN_HINT;
+	if (error == EINVAL && (flags & CLONE_NEWUSER))
+		return "nsexec is already in that user namespace; drop --user";
+	if (error == ESRCH)
+		return "the target process exited; start it again or pick a running one";
+	return NULL;
+}
+
 static void join_file(const struct nsexec_join *join)
 {
-	if (setns(join->fd, (int)join->flag) < 0)
-		nsexec_fail(NSEXEC_EXIT_FAILURE, errno, JOIN_HINT, "cannot join %s namespace (%s)",
+	if (setns(join->fd, (int)join->flag) < 0) {
+		int error = errno;
+		nsexec_fail(NSEXEC_EXIT_FAILURE, error, join_hint(error, join->flag), "cannot join %s namespace (%s)",
 			    namespace_name(join->flag), join->path);
+	}
 	nsexec_log(NSEXEC_LOG_DEBUG, "joined %s namespace %s", namespace_name(join->flag), join->path);
 }
 
@@ -102,11 +119,8 @@ void nsexec_join_namespaces(const struct nsexec_config *config)
 			char names[128];
 			describe_flags(names, sizeof(names), config->pidfd_flags);
 			int error = errno;
-			const char *hint = JOIN_HINT;
-			if (error == ESRCH)
-				hint = "the target process exited; start it again or pick a running one";
-			nsexec_fail(NSEXEC_EXIT_FAILURE, error, hint, "cannot join %s namespaces of pid %d", names,
-				    (int)config->target_pid);
+			nsexec_fail(NSEXEC_EXIT_FAILURE, error, join_hint(error, config->pidfd_flags),
+				    "cannot join %s namespaces of pid %d", names, (int)config->target_pid);
 		}
 		nsexec_log(NSEXEC_LOG_DEBUG, "joined namespaces 0x%x of pid %d through its pidfd", config->pidfd_flags,
 			   (int)config->target_pid);

@@ -153,6 +153,13 @@ void nsexec_fail(int status, int error, const char *hint, const char *format, ..
 	va_end(args);
 	nsexec_format_error(message, sizeof(message), error, hint, what);
 
+	/*
+	 * A parent that closed the log pipe or the init pipe early must not turn
+	 * this report into a silent death by SIGPIPE. This process only exits
+	 * from here, so ignoring the signal affects nothing else.
+	 */
+	(void)signal(SIGPIPE, SIG_IGN);
+
 	/* No stage may outlive a failure of the stage that started it. */
 	for (size_t i = 0; i < 2; i++) {
 		if (logging.started[i] > 0)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "nsexec.h"
@@ -75,6 +76,38 @@ uint32_t nsexec_namespace_file_type(int fd)
 		return 0;
 	}
 	return (uint32_t)type;
+}
+
+int nsexec_open_namespace_file(const char *path)
+{
+	/*
+	 * O_PATH opens nothing: a FIFO given by mistake cannot block here, and no
+	 * device's open handler runs. Only a regular file, which every nsfs file
+	 * is, gets reopened for reading through its /proc/self/fd link.
+	 */
+	int path_fd = open(path, O_PATH | O_CLOEXEC);
+	if (path_fd < 0)
+		return -1;
+
+	struct stat info;
+	int error = 0;
+	if (fstat(path_fd, &info) < 0)
+		error = errno;
+	else if (!S_ISREG(info.st_mode))
+		error = EINVAL;
+	if (error != 0) {
+		(void)close(path_fd);
+		errno = error;
+		return -1;
+	}
+
+	char link[64];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", path_fd);
+	int fd = open(link, O_RDONLY | O_CLOEXEC);
+	error = errno;
+	(void)close(path_fd);
+	errno = error;
+	return fd;
 }
 
 /*

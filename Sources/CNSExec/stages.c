@@ -222,6 +222,16 @@ static int serve_stage1(const struct nsexec_config *config, const struct stage_s
 				nsexec_format_error(error, error_size, errno, NULL, "cannot read the stage 2 pid from stage 1");
 				return -1;
 			}
+			/*
+			 * Stage 2 may go as soon as its pid is known here. Stage 1
+			 * has nothing left to do but acknowledge, so waiting for
+			 * its FINISHED first would only delay the program.
+			 */
+			if (nsexec_sync_send(sockets->grandchild[1], NSEXEC_SYNC_GO) < 0) {
+				nsexec_format_error(error, error_size, errno == EPIPE ? 0 : errno, NULL,
+						    "stage 2 exited before it started");
+				return -1;
+			}
 			if (nsexec_sync_send(fd, NSEXEC_SYNC_PID_RECEIVED) < 0)
 				goto send_failed;
 			break;
@@ -240,9 +250,7 @@ static int serve_stage1(const struct nsexec_config *config, const struct stage_s
 	}
 
 stage1_done:
-	/* Let stage 2 go only once its pid is known here. */
-	if (nsexec_sync_send(sockets->grandchild[1], NSEXEC_SYNC_GO) < 0 ||
-	    nsexec_sync_expect(sockets->grandchild[1], NSEXEC_SYNC_FINISHED) < 0) {
+	if (nsexec_sync_expect(sockets->grandchild[1], NSEXEC_SYNC_FINISHED) < 0) {
 		nsexec_format_error(error, error_size, errno == EPIPE ? 0 : errno, NULL, "stage 2 exited before it started");
 		return -1;
 	}
@@ -251,6 +259,18 @@ stage1_done:
 send_failed:
 	nsexec_format_error(error, error_size, errno, NULL, "cannot send to stage 1");
 	return -1;
+}
+
+/* Whether stage 1 joins an existing PID namespace, through the pidfd or a namespace file. */
+static bool joins_pid_namespace(const struct nsexec_config *config)
+{
+	if (config->pidfd >= 0 && (config->pidfd_flags & CLONE_NEWPID))
+		return true;
+	for (size_t i = 0; i < config->join_count; i++) {
+		if (config->joins[i].flag == CLONE_NEWPID)
+			return true;
+	}
+	return false;
 }
 
 /* Stage 1: join, unshare, clone stage 2, report its pid, exit. */
@@ -264,7 +284,12 @@ __attribute__((noreturn)) static void run_stage1(const struct nsexec_config *con
 	(void)close(sockets->child[1]);
 	(void)close(sockets->grandchild[1]);
 
-	/* Stages must not outlive the supervisor that waits for them. */
+	/*
+	 * Stages must not outlive the supervisor that waits for them.
+	 * NOTE: the death signal follows the parent thread, not the process: on
+	 * the helper path that is the thread that spawned the helper, so a
+	 * supervisor thread that exits before the stages finish kills them.
+	 */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		nsexec_fail(NSEXEC_EXIT_FAILURE, errno, NULL, "cannot set the parent death signal of stage 1");
 
@@ -320,8 +345,14 @@ __attribute__((noreturn)) static void run_stage1(const struct nsexec_config *con
 	}
 
 	pid_t stage2 = clone_parent(env, STAGE_INIT);
-	if (stage2 < 0)
-		nsexec_fail(NSEXEC_EXIT_FAILURE, errno, NULL, "cannot clone stage 2");
+	if (stage2 < 0) {
+		/* The kernel gives ENOMEM for a fork into a PID namespace whose init has exited. */
+		int error = errno;
+		const char *hint = error == ENOMEM && joins_pid_namespace(config)
+					   ? "the init of the target's PID namespace exited; start the target again"
+					   : NULL;
+		nsexec_fail(NSEXEC_EXIT_FAILURE, error, hint, "cannot clone stage 2");
+	}
 	nsexec_log_started(stage2);
 	nsexec_log(NSEXEC_LOG_DEBUG, "started stage 2 (pid %d)", (int)stage2);
 

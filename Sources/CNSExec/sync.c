@@ -1,6 +1,8 @@
 /* One-byte messages between the stages, over socketpairs. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdbool.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "nsexec.h"
@@ -31,8 +33,18 @@ const char *nsexec_sync_name(int message)
 int nsexec_write_all(int fd, const void *buffer, size_t length)
 {
 	const char *bytes = buffer;
+	bool is_socket = true;
 	while (length > 0) {
-		ssize_t written = write(fd, bytes, length);
+		/*
+		 * A peer that closed its end must cost an EPIPE, not a SIGPIPE that
+		 * kills the stage before it can report. MSG_NOSIGNAL needs send(2),
+		 * so pipes fall back to write(2).
+		 */
+		ssize_t written = is_socket ? send(fd, bytes, length, MSG_NOSIGNAL) : write(fd, bytes, length);
+		if (written < 0 && is_socket && errno == ENOTSOCK) {
+			is_socket = false;
+			continue;
+		}
 		if (written < 0) {
 			if (errno == EINTR)
 				continue;
@@ -52,6 +64,9 @@ int nsexec_read_all(int fd, void *buffer, size_t length)
 		if (count < 0) {
 			if (errno == EINTR)
 				continue;
+			/* A peer that exited with our data unread resets the socket: it closed all the same. */
+			if (errno == ECONNRESET)
+				errno = EPIPE;
 			return -1;
 		}
 		if (count == 0) {

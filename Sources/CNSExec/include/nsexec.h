@@ -69,6 +69,14 @@ uint32_t nsexec_namespace_all_flags(void);
 uint32_t nsexec_namespace_file_type(int fd);
 
 /*
+ * Opens a namespace file for reading (O_RDONLY | O_CLOEXEC) without opening
+ * anything that is not a regular file: a FIFO, device, socket or directory
+ * gives -1 with errno EINVAL, as nsexec_namespace_file_type does for a file
+ * that is no namespace. Returns the fd, or -1 with errno set.
+ */
+int nsexec_open_namespace_file(const char *path);
+
+/*
  * Compares every namespace of process pid with the caller's own, by the link
  * text of their files under /proc/PID/ns and /proc/self/ns ("net:[4026531840]",
  * the type and inode). Sets *differing to the flags of the types where pid's

@@ -1,9 +1,8 @@
 /*
  * Probes of the C core for tests that cannot fork themselves. The Swift
- * Testing runner is multi-threaded, so a test there must not fork and then
- * run Swift code in the child; these functions fork in C, run one step of
- * the core in the child and return what it observed. Each reaps every
- * process it starts.
+ * Testing runner is multi-threaded, so a test there must not run Swift code
+ * in a forked child. These functions fork in C, run one step of the core in
+ * the child and return what it observed. Each reaps every process it starts.
  */
 #ifndef NSEXEC_PROBE_H
 #define NSEXEC_PROBE_H
@@ -20,8 +19,8 @@ extern "C" {
 
 /*
  * Forks a target process that switches to uid and gid (unless uid is
- * (uid_t)-1), unshares flags (CLONE_NEW*) and then sleeps. It kills itself
- * after 300 s if nobody stops it. Returns its pid once the unshare has
+ * (uid_t)-1), unshares flags (CLONE_NEW*) and then sleeps. It exits on
+ * SIGALRM after 300 s unless stopped before. Returns its pid once the unshare has
  * happened, or -1 with errno set to the unshare's error.
  */
 pid_t nsexec_probe_start_target(uint32_t flags, uid_t uid);
@@ -29,7 +28,7 @@ pid_t nsexec_probe_start_target(uint32_t flags, uid_t uid);
 /* Kills a target with SIGKILL and reaps it. Returns 0, or -1 with errno set. */
 int nsexec_probe_stop_target(pid_t pid);
 
-/* Where a forked process ended up after nsexec_join_namespaces. */
+/* Result of nsexec_join_namespaces in a forked process. */
 struct nsexec_join_probe {
 	/* 0 when the join succeeded, else the status nsexec_fail exited with. */
 	int exit_status;
@@ -50,7 +49,7 @@ struct nsexec_join_probe {
  */
 int nsexec_probe_join(const struct nsexec_config *config, uid_t uid, struct nsexec_join_probe *probe);
 
-/* What nsexec_probe_fail sets up before calling nsexec_fail. */
+/* Logging setup for the nsexec_fail call of nsexec_probe_fail. */
 struct nsexec_fail_request {
 	int status;
 	int error;
@@ -69,7 +68,7 @@ struct nsexec_fail_request {
 	bool start_stage;
 };
 
-/* What came out of a forked nsexec_fail call. */
+/* Exit status and output of a forked nsexec_fail call. */
 struct nsexec_fail_probe {
 	/* The exit status of the failing process, or 128+N if signal N ended it. */
 	int exit_status;
@@ -88,7 +87,7 @@ struct nsexec_fail_probe {
 /* Forks a process that calls nsexec_fail as request describes. Returns 0, or -1 with errno set. */
 int nsexec_probe_fail(const struct nsexec_fail_request *request, struct nsexec_fail_probe *probe);
 
-/* What nsexec_read_all returned when a signal interrupted it. */
+/* Result of an nsexec_read_all call that a signal interrupted. */
 struct nsexec_interrupted_read_probe {
 	/* nsexec_read_all's return value, and its errno when that is -1. */
 	int result;
