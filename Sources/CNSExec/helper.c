@@ -2,7 +2,7 @@
  * The init pipe entry point: how a parent process (runc-style, or the Swift
  * library from a multi-threaded program) drives the stages. It starts the
  * nsexec binary with _LIBCONTAINER_INITPIPE=<fd>, sends the bootstrap
- * message, then the process message; stage 0 answers with the pid line.
+ * message, then the process message; stage 0 writes the pid line back.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -2,10 +2,11 @@
  * Joining namespaces. Every namespace file is opened before the first join,
  * because joining a mount namespace changes what /proc and other paths
  * resolve to. Then the namespaces that the current credentials allow are
- * joined, then the user namespace, then the rest: root joining an unrelated
- * user namespace must join the others first (it would lose its rights in
- * them), while an unprivileged caller gets its rights from the target's user
- * namespace and can join the others only after it.
+ * joined, then the user namespace, then the rest. Root joining an unrelated
+ * user namespace must join the others first, because it loses its rights in
+ * them once it is in the new user namespace. An unprivileged caller gets its
+ * rights from the target's user namespace, so it can join the others only
+ * after that one.
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* The namespace table: the one list of namespace types the project knows. */
+/* The namespace table: the one list of namespace types in the project. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>

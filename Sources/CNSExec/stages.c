@@ -398,7 +398,7 @@ static int open_sockets(struct stage_sockets *sockets, char *error, size_t error
 	return 0;
 }
 
-/* What stage 0 does before cloning stage 1; stage 1 inherits the result. */
+/* Prepares stage 0 before it clones stage 1, which inherits the result. */
 static int prepare_stage0(const struct nsexec_config *config, char *error, size_t error_size)
 {
 	/* Written while still dumpable: /proc/self files of a non-dumpable process are root-owned. */

@@ -51,7 +51,7 @@ public struct BootstrapMessage: Sendable, Equatable {
         append(type: NSEXEC_NS_PATHS_ATTR, text: paths.map { "\($0.0.rawValue):\($0.1)" }.joined(separator: ","))
     }
 
-    /// The encoded message.
+    /// Encodes the message: the header, then each attribute padded to 4 bytes.
     public func encoded() -> [UInt8] {
         var body: [UInt8] = []
         for attribute in attributes {

@@ -49,7 +49,7 @@ enum Cgroups {
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// The directory of each of pid's cgroups on this host's cgroup mounts.
+    /// Lists the directory of each of pid's cgroups on this host's cgroup mounts.
     static func directories(pid: Int32) -> [String] {
         guard let text = FileIO.readText("/proc/\(pid)/cgroup") else { return [] }
         let mounts = mounts()

@@ -49,7 +49,7 @@ struct HelperSpawner {
             opened.append(fd)
             paths.append((namespace, "/proc/self/fd/\(pass(fd))"))
         }
-        // The files were opened by pid; the pidfd says whether that pid is still the target.
+        // The files were opened by pid, so check through the pidfd that the pid is still the target.
         guard nsexec_pidfd_send_signal(plan.target.pidfd, 0) == 0 else {
             throw NSExecError(.target, "\(plan.target.label) exited before nsexec could enter it; start it again")
         }

@@ -23,7 +23,7 @@ public enum NSExec {
         return try Supervisor(started: started, terminal: terminal).wait()
     }
 
-    /// The number of threads of the calling process, from /proc/self/task.
+    /// Counts the threads of the calling process in /proc/self/task.
     public static func currentThreadCount() -> Int {
         guard let dir = opendir("/proc/self/task") else { return 1 }
         defer { closedir(dir) }
@@ -50,7 +50,7 @@ struct StartedStages {
 /// The signals the CLI forwards to the program.
 let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH]
 
-/// What the stages wrote on the init pipe: the pid line and error records.
+/// The records that the stages wrote on the init pipe: the pid line and error records.
 struct StageReport {
     var stage1: Int32?
     var stage2: Int32?
@@ -81,7 +81,7 @@ struct StageReport {
         return report
     }
 
-    /// The error to throw for a failed record.
+    /// Builds the error to throw for a failed record.
     func failure(prefix: String) -> NSExecError {
         let message = prefix + (error ?? "a stage failed without a message")
         switch status {

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Testing
 
-/// A pid that is free now: a child that has exited and been reaped.
+/// Returns a pid that is free now: that of a child that has exited and been reaped.
 private func exitedPid() throws -> Int32 {
     let result = try runCommand(["/bin/sh", "-c", "sh -c 'echo $$' "])
     return Int32(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0

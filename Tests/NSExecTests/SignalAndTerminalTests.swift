@@ -80,7 +80,7 @@ struct HardeningTests {
 
 @Suite("User namespaces", .serialized, .enabled(if: Machine.isRoot, "needs root"))
 struct UserNamespaceTests {
-    /// A target in a user namespace where ids 0-65535 map to 100000-165535 outside,
+    /// Starts a target in a user namespace where ids 0-65535 map to 100000-165535 outside,
     /// so that the caller's uid 0 is not mapped. The maps are written from here.
     private func makeTarget() throws -> UnshareTarget {
         let target = try UnshareTarget(extraFlags: ["--user"], setHostname: false)

@@ -304,7 +304,7 @@ void nsexec_open_namespace_files(struct nsexec_config *config);
 
 /* ---- process.c: the final process setup in stage 2 ----------------------- */
 
-/* What the program runs as, where, and with what. Strings are NUL-terminated. */
+/* The program's identity, root, working directory, fds and terminal. Strings are NUL-terminated. */
 struct nsexec_process {
 	char *const *argv;
 	char *const *envp;
@@ -410,7 +410,7 @@ int nsexec_pidfd_send_signal(int pidfd, int signal);
 
 /* ---- probe.c: observations of the clone trick for tests ------------------- */
 
-/* What each stage of the clone_parent sequence observed. */
+/* The observations of each stage of the clone_parent sequence. */
 struct nsexec_clone_probe {
 	pid_t parent_pid;	   /* getpid() in STAGE_PARENT */
 	pid_t parent_ppid;	   /* getppid() in STAGE_PARENT */
@@ -437,9 +437,9 @@ int nsexec_probe_clone_parent(struct nsexec_clone_probe *probe);
 /* ---- helper.c: the init pipe entry point --------------------------------- */
 
 /*
- * The bootstrap entry: when _LIBCONTAINER_INITPIPE names an fd, reads the
- * bootstrap message, runs the stages and returns in stage 2 with the init
- * pipe fd; returns -1 when the variable is not set. Called from a constructor
+ * Runs the bootstrap entry. When _LIBCONTAINER_INITPIPE names an fd, it reads
+ * the bootstrap message, runs the stages and returns the init pipe fd in
+ * stage 2. It returns -1 when the variable is not set. Called from a constructor
  * of the nsexec executable, before any language runtime starts.
  */
 int nsexec_bootstrap_entry(void);

@@ -100,12 +100,12 @@ func processes(withEnvironmentEntry entry: String) -> [Int32] {
     }
 }
 
-/// The namespace link text of a process, such as "net:[4026531840]".
+/// Reads the namespace link of a process, such as "net:[4026531840]".
 func namespaceLink(pid: Int32, _ name: String) -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/ns/\(name)")) ?? "missing"
 }
 
-/// The namespace link of the test process itself.
+/// Reads the namespace link of the test process itself.
 func ownNamespaceLink(_ name: String) -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/\(name)")) ?? "missing"
 }
