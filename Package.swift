@@ -19,6 +19,10 @@ let package = Package(
         ),
         .target(name: "NSExec", dependencies: ["CNSExec"]),
         .executableTarget(name: "nsexec", dependencies: ["NSExec", "CNSExec", "CNSExecInit"]),
+        // The library benchmark that scripts/bench runs.
+        .executableTarget(name: "nsexec-bench", dependencies: ["NSExec"], path: "bench/nsexec-bench"),
+        // The library load test that scripts/stress runs.
+        .executableTarget(name: "nsexec-stress", dependencies: ["NSExec", "CNSExec"], path: "stress/nsexec-stress"),
         .testTarget(name: "NSExecTests", dependencies: ["NSExec", "CNSExec", "nsexec"]),
     ]
 )

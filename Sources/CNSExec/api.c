@@ -33,6 +33,7 @@ void nsexec_process_init(struct nsexec_process *process)
 	process->root_fd = -1;
 	process->tty_socket = -1;
 	process->host_ptmx_fd = -1;
+	process->lookup_root_fd = -1;
 	for (int i = 0; i < 3; i++)
 		process->stdio[i] = -1;
 	sigemptyset(&process->signal_mask);
@@ -111,4 +112,13 @@ int nsexec_signalfd_read(int fd)
 	if (count != (ssize_t)sizeof(info))
 		return -1;
 	return (int)info.ssi_signo;
+}
+
+int nsexec_open_file_in_root(int root_fd, const char *path)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+	};
+	return (int)syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
 }

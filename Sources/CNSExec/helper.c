@@ -117,6 +117,7 @@ void nsexec_bootstrap_exec(int initpipe)
 	process.root_fd = -1;
 	process.tty_socket = -1;
 	process.host_ptmx_fd = -1;
+	process.lookup_root_fd = -1;
 	for (int i = 0; i < 3; i++)
 		process.stdio[i] = -1;
 	sigemptyset(&process.signal_mask);
@@ -179,6 +180,7 @@ void nsexec_bootstrap_exec(int initpipe)
 		case NSEXEC_PROCESS_ROOT_ATTR:
 		case NSEXEC_PROCESS_TTY_ATTR:
 		case NSEXEC_PROCESS_CGROUP_ATTR:
+		case NSEXEC_PROCESS_LOOKUP_ROOT_ATTR:
 			if (!read_u32(payload, payload_length, &number))
 				nsexec_fail(NSEXEC_EXIT_FAILURE, 0, NULL, "invalid process message: attribute %u is not a u32",
 					    attribute_type);
@@ -189,6 +191,8 @@ void nsexec_bootstrap_exec(int initpipe)
 				process.cwd_from_namespace_root = number & NSEXEC_PROCESS_CWD_FROM_NAMESPACE_ROOT;
 			} else if (attribute_type == NSEXEC_PROCESS_ROOT_ATTR) {
 				process.root_fd = (int)number;
+			} else if (attribute_type == NSEXEC_PROCESS_LOOKUP_ROOT_ATTR) {
+				process.lookup_root_fd = (int)number;
 			} else if (attribute_type == NSEXEC_PROCESS_TTY_ATTR) {
 				process.tty_socket = (int)number;
 			} else if (nsexec_process_add_cgroup_fd(&process, (int)number) < 0) {

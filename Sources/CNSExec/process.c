@@ -92,7 +92,7 @@ static void change_directory(const struct nsexec_process *process, int fd)
 	char resolved[4096];
 	if (getcwd(resolved, sizeof(resolved)) == NULL || resolved[0] != '/')
 		nsexec_fail(NSEXEC_EXIT_FAILURE, 0, "give a directory inside the container's root",
-			    "working directory %s lies outside the target's root", dir);
+			    "working directory %s lies outside the program's root", dir);
 }
 
 /* Switches uid and gid; returns the user's passwd entry for HOME. */
@@ -112,7 +112,7 @@ static void switch_credentials(const struct nsexec_process *process, struct nsex
 		change = true;
 
 	if (process->user != NULL) {
-		if (nsexec_lookup_user(process->user, user) < 0) {
+		if (nsexec_lookup_user(process->lookup_root_fd, process->user, user) < 0) {
 			if (errno == ENOENT)
 				nsexec_fail(NSEXEC_EXIT_FAILURE, 0, "give a numeric uid or a user listed in the container",
 					    "user %s not found in the container's /etc/passwd", process->user);
@@ -126,7 +126,7 @@ static void switch_credentials(const struct nsexec_process *process, struct nsex
 		/* Still look up the user for HOME, quietly. */
 		char self[16];
 		snprintf(self, sizeof(self), "%u", process->entered_user_namespace ? 0u : (unsigned)getuid());
-		if (nsexec_lookup_user(self, user) < 0)
+		if (nsexec_lookup_user(process->lookup_root_fd, self, user) < 0)
 			memset(user, 0, sizeof(*user));
 		uid = user->uid;
 		gid = process->entered_user_namespace ? 0 : getgid();
@@ -134,7 +134,7 @@ static void switch_credentials(const struct nsexec_process *process, struct nsex
 
 	if (process->group != NULL) {
 		uint32_t group;
-		if (nsexec_lookup_group(process->group, &group) < 0) {
+		if (nsexec_lookup_group(process->lookup_root_fd, process->group, &group) < 0) {
 			if (errno == ENOENT)
 				nsexec_fail(NSEXEC_EXIT_FAILURE, 0, "give a numeric gid or a group listed in the container",
 					    "group %s not found in the container's /etc/group", process->group);
@@ -145,6 +145,8 @@ static void switch_credentials(const struct nsexec_process *process, struct nsex
 		change = true;
 	}
 
+	if (process->lookup_root_fd >= 0)
+		(void)close(process->lookup_root_fd);
 	if (!change)
 		return;
 

@@ -448,6 +448,13 @@ int nsexec_run_stages(const struct nsexec_config *config, int report_fd)
 		int length = snprintf(line, sizeof(line), "{\"stage1_pid\":%d,\"stage2_pid\":%d}\n", (int)stage1,
 				      (int)stage2);
 		if (nsexec_write_all(report_fd, line, (size_t)length) < 0) {
+			/*
+			 * EPIPE: the parent closed the init pipe. Stage 2 reads its
+			 * process message from that pipe next, finds it closed and
+			 * reports that, so a line from here would only repeat it.
+			 */
+			if (errno == EPIPE)
+				_exit(NSEXEC_EXIT_FAILURE);
 			nsexec_log_started(stage2);
 			nsexec_fail(NSEXEC_EXIT_FAILURE, errno, NULL, "cannot write the stage pids to the init pipe");
 		}

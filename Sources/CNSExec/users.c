@@ -5,10 +5,13 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "nsexec.h"
 #include "users.h"
 
 /* Parses a decimal id; returns false unless the whole text is a number below 2^32 - 1. */
@@ -26,18 +29,40 @@ bool nsexec_parse_id(const char *text, uint32_t *id)
 }
 
 /*
+ * Opens path ("/etc/passwd") for reading, resolved inside root_fd when it is
+ * >= 0 so that no symlink in the container leads to a host file, else in the
+ * current root.
+ */
+static FILE *open_database(int root_fd, const char *path)
+{
+	if (root_fd < 0)
+		return fopen(path, "re");
+
+	int fd = nsexec_open_file_in_root(root_fd, path);
+	if (fd < 0)
+		return NULL;
+	FILE *file = fdopen(fd, "r");
+	if (file == NULL) {
+		int error = errno;
+		(void)close(fd);
+		errno = error;
+	}
+	return file;
+}
+
+/*
  * Finds the line of path whose first field equals name, or whose third field
  * equals the id when name is a number. Fills fields (up to max_fields) in
  * line, which is modified. Returns the number of fields, 0 when not found, or
  * -1 with errno set when the file cannot be read.
  */
-static int find_entry(const char *path, const char *name, char *line, size_t line_size, char **fields,
+static int find_entry(int root_fd, const char *path, const char *name, char *line, size_t line_size, char **fields,
 		      int max_fields)
 {
 	uint32_t wanted_id;
 	bool by_id = nsexec_parse_id(name, &wanted_id);
 
-	FILE *file = fopen(path, "re");
+	FILE *file = open_database(root_fd, path);
 	if (file == NULL)
 		return -1;
 
@@ -70,13 +95,13 @@ static int find_entry(const char *path, const char *name, char *line, size_t lin
 	return 0;
 }
 
-int nsexec_lookup_user(const char *name, struct nsexec_user *user)
+int nsexec_lookup_user(int root_fd, const char *name, struct nsexec_user *user)
 {
 	char line[1024];
 	char *fields[7];
 
 	memset(user, 0, sizeof(*user));
-	int count = find_entry("/etc/passwd", name, line, sizeof(line), fields, 7);
+	int count = find_entry(root_fd, "/etc/passwd", name, line, sizeof(line), fields, 7);
 	if (count < 4) {
 		if (!nsexec_parse_id(name, &user->uid)) {
 			errno = count < 0 ? errno : ENOENT;
@@ -97,14 +122,14 @@ int nsexec_lookup_user(const char *name, struct nsexec_user *user)
 	return 0;
 }
 
-int nsexec_lookup_group(const char *name, uint32_t *gid)
+int nsexec_lookup_group(int root_fd, const char *name, uint32_t *gid)
 {
 	char line[4096];
 	char *fields[4];
 
 	if (nsexec_parse_id(name, gid))
 		return 0;
-	int count = find_entry("/etc/group", name, line, sizeof(line), fields, 4);
+	int count = find_entry(root_fd, "/etc/group", name, line, sizeof(line), fields, 4);
 	if (count < 3) {
 		errno = count < 0 ? errno : ENOENT;
 		return -1;

@@ -15,10 +15,13 @@ struct nsexec_user {
 
 bool nsexec_parse_id(const char *text, uint32_t *id);
 
-/* Looks up a user by name or uid. Returns 0, or -1 with errno (ENOENT: no such user). */
-int nsexec_lookup_user(const char *name, struct nsexec_user *user);
+/*
+ * Looks up a user by name or uid in /etc/passwd under root_fd (or the current
+ * root when root_fd is -1). Returns 0, or -1 with errno (ENOENT: no such user).
+ */
+int nsexec_lookup_user(int root_fd, const char *name, struct nsexec_user *user);
 
-/* Looks up a group by name or gid. Returns 0, or -1 with errno (ENOENT: no such group). */
-int nsexec_lookup_group(const char *name, uint32_t *gid);
+/* Looks up a group by name or gid the same way in /etc/group. */
+int nsexec_lookup_group(int root_fd, const char *name, uint32_t *gid);
 
 #endif

@@ -34,10 +34,14 @@ struct ContainerState {
         }
 
         for (runtime, path) in candidates {
-            guard let bytes = FileIO.read(path) else {
+            guard let bytes = FileIO.readRegularFile(path) else {
                 let error = errno
                 if error == ENOENT || error == ENOTDIR { continue }
-                throw NSExecError(.target, "cannot read state of container \(id) (\(path)): \(FileIO.errorText(error)); run as root")
+                if error == EINVAL {
+                    throw NSExecError(.target, "cannot read state of container \(id) (\(path)): not a regular file; the runtime writes its state as one, recreate the container")
+                }
+                let hint = error == EACCES || error == EPERM ? "; run as root" : ""
+                throw NSExecError(.target, "cannot read state of container \(id) (\(path)): \(FileIO.errorText(error))\(hint)")
             }
             return try parse(id: id, runtime: runtime, path: path, bytes: bytes)
         }
@@ -48,15 +52,15 @@ struct ContainerState {
 
     /// Reads the fields nsexec needs from a runc state.json or a crun status file.
     static func parse(id: String, runtime: Runtime, path: String, bytes: [UInt8]) throws -> ContainerState {
+        let pidKey = runtime == .runc ? "init_process_pid" : "pid"
+        let startKey = runtime == .runc ? "init_process_start" : "process-start-time"
         let json: JSONValue
         do {
-            json = try JSONParser.parse(bytes)
+            json = try JSONParser.parse(bytes, topLevelKeys: [pidKey, startKey, "cgroup_paths"])
         } catch {
             throw NSExecError(.target, "cannot parse state of container \(id) (\(path)): \(error); the file is damaged, recreate the container")
         }
 
-        let pidKey = runtime == .runc ? "init_process_pid" : "pid"
-        let startKey = runtime == .runc ? "init_process_start" : "process-start-time"
         guard let pid = json[pidKey]?.integerValue, pid > 0, pid <= Int64(Int32.max) else {
             throw NSExecError(.target, "state of container \(id) (\(path)) has no valid \(pidKey); the container is not running or the file is damaged")
         }
@@ -96,19 +100,20 @@ struct ContainerState {
         }
 
         // The pidfd pins whatever process has the pid now; its start time says whether that is the init.
-        let start = processStartTime(pid: pid)
+        let status = processStatus(pid: pid)
         let alive = nsexec_pidfd_send_signal(pidfd, 0) == 0
-        guard alive, let start else {
+        // A zombie (Z) or dying (X) init still has a pid and a start time, but no namespaces to join.
+        guard alive, let status, status.state != "Z", status.state != "X" else {
             _ = close(pidfd)
             throw NSExecError(.target, "container \(id) is not running (pid \(pid) has exited; state \(path)); start it again")
         }
-        guard start == startTime else {
+        guard status.startTime == startTime else {
             _ = close(pidfd)
             throw NSExecError(.target, "container \(id) is no longer running (pid \(pid) now belongs to another process; state \(path))")
         }
         if isPaused {
             _ = close(pidfd)
-            throw NSExecError(.target, "container \(id) is paused; resume it with \(runtime.rawValue) resume \(id)")
+            throw NSExecError(.target, "container \(id) is paused (state \(path)); resume it with \(runtime.rawValue) resume \(id)")
         }
         return ResolvedTarget(pid: pid, pidfd: pidfd, label: "container \(id) (pid \(pid))", container: self)
     }

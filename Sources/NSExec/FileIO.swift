@@ -10,6 +10,24 @@ enum FileIO {
         return read(fd: fd, limit: limit)
     }
 
+    /// Reads a whole regular file (up to limit bytes). Anything else fails with errno EINVAL
+    /// before it is opened, so that a FIFO cannot block and no device is read. Returns nil
+    /// and leaves errno set on failure.
+    static func readRegularFile(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            errno = EINVAL
+            return nil
+        }
+
+        // O_NONBLOCK: should a FIFO take the file's place after the check, open does not wait.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return read(fd: fd, limit: limit)
+    }
+
     /// Reads from fd until end of file or limit bytes.
     static func read(fd: Int32, limit: Int = 1 << 20) -> [UInt8]? {
         var result: [UInt8] = []

@@ -30,6 +30,7 @@ struct ForkSpawner {
         var process = nsexec_process()
         nsexec_process_init(&process)
         process.root_fd = plan.rootFD
+        process.lookup_root_fd = plan.lookupRootFD
         process.user = strings.add(spec.user)
         process.group = strings.add(spec.group)
         process.cwd = strings.add(spec.workingDirectory.path)

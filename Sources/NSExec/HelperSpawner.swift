@@ -73,6 +73,9 @@ struct HelperSpawner {
         if case .mountNamespace = spec.workingDirectory { flags |= UInt32(NSEXEC_PROCESS_CWD_FROM_NAMESPACE_ROOT) }
         process.append(type: NSEXEC_PROCESS_FLAGS_ATTR, uint32: flags)
         if plan.rootFD >= 0 { process.append(type: NSEXEC_PROCESS_ROOT_ATTR, uint32: UInt32(pass(plan.rootFD))) }
+        if plan.lookupRootFD >= 0 {
+            process.append(type: NSEXEC_PROCESS_LOOKUP_ROOT_ATTR, uint32: UInt32(pass(plan.lookupRootFD)))
+        }
         for fd in plan.cgroupFDs { process.append(type: NSEXEC_PROCESS_CGROUP_ATTR, uint32: UInt32(pass(fd))) }
         if let terminal { process.append(type: NSEXEC_PROCESS_TTY_ATTR, uint32: UInt32(pass(terminal.stageSocket))) }
 

@@ -36,9 +36,14 @@ struct JSONParser {
     private let bytes: [UInt8]
     private var index = 0
 
-    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+    /// Parses a document. With `topLevelKeys`, only those members of a top-level object are
+    /// built. Every other value is still checked, so that the same documents are rejected
+    /// with the same errors, but no dictionary, array or string is built for it. A runc
+    /// state.json contains the whole container config, and building all of it took about
+    /// 0.2 ms of every `nsexec --container`.
+    static func parse(_ bytes: [UInt8], topLevelKeys: [String]? = nil) throws -> JSONValue {
         var parser = JSONParser(bytes: bytes)
-        let value = try parser.value(depth: 0)
+        let value = try parser.value(depth: 0, build: true, keys: topLevelKeys)
         parser.skipSpace()
         guard parser.index == bytes.count else { throw parser.error("trailing data") }
         return value
@@ -49,7 +54,12 @@ struct JSONParser {
     private func error(_ reason: String) -> JSONError { JSONError(offset: index, reason: reason) }
 
     private mutating func skipSpace() {
-        while index < bytes.count, [0x20, 0x09, 0x0a, 0x0d].contains(bytes[index]) { index += 1 }
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0a, 0x0d: index += 1
+            default: return
+            }
+        }
     }
 
     private mutating func expect(_ literal: String) throws {
@@ -59,14 +69,17 @@ struct JSONParser {
         }
     }
 
-    private mutating func value(depth: Int) throws -> JSONValue {
+    /// Reads one value. Without `build`, objects, arrays and strings are checked but come back
+    /// empty, because the caller drops them. `keys`, when set, names the members to build
+    /// if the value is an object.
+    private mutating func value(depth: Int, build: Bool, keys: [String]? = nil) throws -> JSONValue {
         guard depth < 64 else { throw error("nesting too deep") }
         skipSpace()
         guard index < bytes.count else { throw error("unexpected end of data") }
         switch bytes[index] {
-        case UInt8(ascii: "{"): return try object(depth: depth)
-        case UInt8(ascii: "["): return try array(depth: depth)
-        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "{"): return try object(depth: depth, build: build, keys: keys)
+        case UInt8(ascii: "["): return try array(depth: depth, build: build)
+        case UInt8(ascii: "\""): return .string(try string(build: build))
         case UInt8(ascii: "t"): try expect("true"); return .bool(true)
         case UInt8(ascii: "f"): try expect("false"); return .bool(false)
         case UInt8(ascii: "n"): try expect("null"); return .null
@@ -74,7 +87,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func object(depth: Int) throws -> JSONValue {
+    private mutating func object(depth: Int, build: Bool, keys: [String]?) throws -> JSONValue {
         index += 1
         var members: [String: JSONValue] = [:]
         skipSpace()
@@ -85,11 +98,13 @@ struct JSONParser {
         while true {
             skipSpace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a key") }
-            let key = try string()
+            let key = try string(build: build)
             skipSpace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error("expected ':'") }
             index += 1
-            members[key] = try value(depth: depth + 1)
+            let keep = build && (keys?.contains(key) ?? true)
+            let member = try value(depth: depth + 1, build: keep)
+            if keep { members[key] = member }
             skipSpace()
             guard index < bytes.count else { throw error("unexpected end of data") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -98,7 +113,7 @@ struct JSONParser {
         }
     }
 
-    private mutating func array(depth: Int) throws -> JSONValue {
+    private mutating func array(depth: Int, build: Bool) throws -> JSONValue {
         index += 1
         var elements: [JSONValue] = []
         skipSpace()
@@ -107,7 +122,8 @@ struct JSONParser {
             return .array(elements)
         }
         while true {
-            elements.append(try value(depth: depth + 1))
+            let element = try value(depth: depth + 1, build: build)
+            if build { elements.append(element) }
             skipSpace()
             guard index < bytes.count else { throw error("unexpected end of data") }
             if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
@@ -116,7 +132,8 @@ struct JSONParser {
         }
     }
 
-    private mutating func string() throws -> String {
+    /// Reads a string. Without `build` it checks the string and returns "".
+    private mutating func string(build: Bool) throws -> String {
         index += 1
         var scalars: [UInt8] = []
         while index < bytes.count {
@@ -124,7 +141,7 @@ struct JSONParser {
             index += 1
             switch byte {
             case UInt8(ascii: "\""):
-                return String(decoding: scalars, as: UTF8.self)
+                return build ? String(decoding: scalars, as: UTF8.self) : ""
             case UInt8(ascii: "\\"):
                 guard index < bytes.count else { throw error("unterminated escape") }
                 let escaped = bytes[index]
@@ -146,7 +163,7 @@ struct JSONParser {
                 }
             default:
                 if byte < 0x20 { throw error("control character in string") }
-                scalars.append(byte)
+                if build { scalars.append(byte) }
             }
         }
         throw error("unterminated string")
@@ -154,7 +171,15 @@ struct JSONParser {
 
     private mutating func number() throws -> JSONValue {
         let start = index
-        while index < bytes.count, "+-0123456789.eE".utf8.contains(bytes[index]) { index += 1 }
+        scan: while index < bytes.count {
+            switch bytes[index] {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."),
+                 UInt8(ascii: "e"), UInt8(ascii: "E"):
+                index += 1
+            default:
+                break scan
+            }
+        }
         guard index > start, let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else {
             throw error("invalid value")
         }

@@ -9,9 +9,11 @@ struct Plan {
     /// Namespaces joined from files: the type, an open fd and the path for messages.
     var fileJoins: [(namespace: Namespace, fd: Int32, path: String)] = []
     /// Every namespace that will be entered.
-    var entered: Set<Namespace> = []
+    var entered = NamespaceFlags()
 
     var rootFD: Int32 = -1
+    /// The target's root, for user and group names when the program keeps the caller's root.
+    var lookupRootFD: Int32 = -1
     var targetCwd: String?
     var arguments: [String] = []
     var environment: [String] = []
@@ -22,12 +24,27 @@ struct Plan {
         target.close()
         for join in fileJoins { _ = Glibc.close(join.fd) }
         if rootFD >= 0 { _ = Glibc.close(rootFD) }
+        if lookupRootFD >= 0 { _ = Glibc.close(lookupRootFD) }
         for fd in cgroupFDs { _ = Glibc.close(fd) }
     }
 
     /// Whether the mount namespace comes from the target itself, not from a file.
     var entersTargetMountNamespace: Bool {
         pidfdFlags & Namespace.mnt.cloneFlag != 0
+    }
+}
+
+/// Namespace types as a mask of CLONE_NEW* flags. A mask, not a Set<Namespace>, because
+/// a Set costs hashing and generic metadata at first use, about 50 us of the CLI's startup.
+struct NamespaceFlags {
+    var rawValue: UInt32 = 0
+
+    mutating func insert(_ namespace: Namespace) {
+        rawValue |= namespace.cloneFlag
+    }
+
+    func contains(_ namespace: Namespace) -> Bool {
+        rawValue & namespace.cloneFlag != 0
     }
 }
 
@@ -115,7 +132,11 @@ extension ExecSpec {
                 plan.pidfdFlags |= namespace.cloneFlag
                 continue
             }
-            let fd = open(file, O_RDONLY | O_CLOEXEC)
+            // Opens nothing but a regular file, so that a FIFO or a device given by mistake is harmless.
+            let fd = nsexec_open_namespace_file(file)
+            guard fd >= 0 || errno != EINVAL else {
+                throw NSExecError(.usage, "\(file) is not a namespace file; give a path such as /proc/PID/ns/\(namespace.rawValue) or a bind mount of one")
+            }
             guard fd >= 0 else {
                 throw NSExecError(.usage, "cannot open \(namespace.rawValue) namespace file \(file): \(FileIO.errorText(errno)); give a path such as /proc/PID/ns/\(namespace.rawValue) or /run/netns/NAME")
             }
@@ -151,6 +172,14 @@ extension ExecSpec {
             plan.rootFD = nsexec_open_in_root(targetRoot, dir)
             guard plan.rootFD >= 0 else {
                 throw NSExecError(.usage, "cannot use root directory \(dir) inside the target's root: \(FileIO.errorText(errno)); give a directory that exists in the container")
+            }
+        }
+
+        // Names resolve in the target's /etc/passwd and /etc/group, never the host's.
+        if plan.rootFD < 0 && (user != nil || group != nil) {
+            plan.lookupRootFD = nsexec_open_directory("/proc/\(pid)/root")
+            guard plan.lookupRootFD >= 0 else {
+                throw NSExecError(.target, "cannot open the root of \(plan.target.label): \(FileIO.errorText(errno))")
             }
         }
 

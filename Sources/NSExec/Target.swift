@@ -50,12 +50,13 @@ extension Target {
     }
 }
 
-/// The start time of a process in clock ticks since boot (field 22 of /proc/PID/stat), or nil.
-func processStartTime(pid: Int32) -> UInt64? {
+/// The state letter (field 3) and start time in clock ticks since boot (field 22) of
+/// /proc/PID/stat, or nil when the process is gone.
+func processStatus(pid: Int32) -> (state: Character, startTime: UInt64)? {
     guard let text = FileIO.readText("/proc/\(pid)/stat", limit: 4096),
           let close = text.lastIndex(of: ")") else { return nil }
     // Fields after the command name start at field 3 (state), so field 22 is the 20th.
     let fields = text[text.index(after: close)...].split(separator: " ")
-    guard fields.count > 19 else { return nil }
-    return UInt64(fields[19])
+    guard fields.count > 19, let state = fields[0].first, let start = UInt64(fields[19]) else { return nil }
+    return (state, start)
 }

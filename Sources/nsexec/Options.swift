@@ -27,7 +27,7 @@ struct OptionParser {
     }
 
     // The option tables are switches, not static dictionaries, and short options are
-    // walked as a Substring, not a [Character]: a dictionary or an unspecialized generic
+    // walked as a Substring, not a [Character]. A dictionary or an unspecialized generic
     // String initializer instantiates generic metadata and scans protocol conformances
     // at first use, which took about 0.1 ms of every run of the static CLI.
 
@@ -39,10 +39,10 @@ struct OptionParser {
         var command: Command { self == .help ? .help : .version }
     }
 
-    /// How an option takes its value.
+    /// The kind of value an option takes.
     private enum ValueKind { case required, optional, noValue }
 
-    /// The value kind of a long option, or nil for an unknown name.
+    /// Returns the value kind of a long option, or nil for an unknown name.
     private static func valueKind(long name: String) -> ValueKind? {
         switch name {
         case "target", "container", "runtime-root", "setuid", "setgid", "wdns", "env", "log-level", "log-format":
@@ -56,7 +56,7 @@ struct OptionParser {
         }
     }
 
-    /// The long name and value kind of a short option letter, or nil for an unknown letter.
+    /// Returns the long name and value kind of a short option letter, or nil for an unknown letter.
     private static func longOption(short letter: Character) -> (name: String, kind: ValueKind)? {
         switch letter {
         case "t": return ("target", .required)
@@ -82,7 +82,7 @@ struct OptionParser {
         }
     }
 
-    /// The namespace that a namespace option such as --mount selects.
+    /// Returns the namespace that a namespace option such as --mount selects.
     private static func namespace(option name: String) -> Namespace? {
         switch name {
         case "mount": return .mnt

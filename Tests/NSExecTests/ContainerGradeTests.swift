@@ -90,6 +90,18 @@ struct ContainerTargetTests {
         #expect(result.stderr.split(separator: "\n").count == 1)
     }
 
+    @Test("killed runc container")
+    func killedContainer() throws {
+        let container = try BusyboxContainer(runtime: .runc)
+        defer { container.stop() }
+        try #require(try runCommand(["/usr/sbin/runc", "kill", container.id, "KILL"]).status == 0)
+
+        // The init may linger as a zombie until its parent reaps it; either way it is not running.
+        let result = try runNsexec(["--container", container.id, "true"])
+        #expect(result.status == 125)
+        #expect(result.stderr == "nsexec: container \(container.id) is not running (pid \(container.pid) has exited; state /run/runc/\(container.id)/state.json); start it again\n")
+    }
+
     @Test("paused container")
     func pausedContainer() throws {
         let container = try BusyboxContainer(runtime: .runc)
@@ -98,7 +110,7 @@ struct ContainerTargetTests {
 
         let result = try runNsexec(["--container", container.id, "true"])
         #expect(result.status == 125)
-        #expect(result.stderr == "nsexec: container \(container.id) is paused; resume it with runc resume \(container.id)\n")
+        #expect(result.stderr == "nsexec: container \(container.id) is paused (state /run/runc/\(container.id)/state.json); resume it with runc resume \(container.id)\n")
         _ = try runCommand(["/usr/sbin/runc", "resume", container.id])
     }
 
@@ -156,6 +168,18 @@ struct ContainerProcessTests {
         let result = try run(["-G", "app"], ["id", "-g"])
         #expect(result.status == 0, "stderr: \(result.stderr)")
         #expect(result.firstLine == "1000")
+    }
+
+    @Test("names resolve in the target's passwd without its mount namespace")
+    func namesWithoutMountNamespace() throws {
+        let app = try runNsexec(["-t", "\(container.pid)", "-n", "-S", "app", "--", "/usr/bin/id", "-u"])
+        #expect(app.status == 0, "stderr: \(app.stderr)")
+        #expect(app.firstLine == "1000")
+
+        // daemon is in the host's passwd only.
+        let daemon = try runNsexec(["-t", "\(container.pid)", "-n", "-S", "daemon", "--", "/usr/bin/id", "-u"])
+        #expect(daemon.status == 125)
+        #expect(daemon.stderr == "nsexec: user daemon not found in the container's /etc/passwd; give a numeric uid or a user listed in the container\n")
     }
 
     @Test("user missing from the container's passwd")

@@ -23,12 +23,16 @@ nsx_error() {
 }
 
 # Prints the command whose presence shows that PACKAGE is installed. It prints
-# nothing where only dpkg can tell, because libgtest-dev installs no command and
-# the dynamic busybox package also installs a busybox command.
+# nothing where only dpkg can tell, because libgtest-dev and libc6-dev install
+# no command and the dynamic busybox package also installs a busybox command.
+# For time it prints the path, because `time` alone is a bash keyword.
 nsx_package_command() {
     case "$1" in
-        busybox-static | libgtest-dev) ;;
+        busybox-static | libgtest-dev | libc6-dev) ;;
         util-linux) echo unshare ;;
+        linux-perf) echo perf ;;
+        iproute2) echo ip ;;
+        time) echo /usr/bin/time ;;
         *) echo "$1" ;;
     esac
 }

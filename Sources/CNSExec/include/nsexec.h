@@ -274,7 +274,9 @@ struct nsexec_stage_pids {
  * stage 1 never return: they _exit, stage 0 after writing the pid line
  * {"stage1_pid":N,"stage2_pid":M} to report_fd (the init pipe). Returns
  * STAGE_INIT in stage 2, which is then in every target namespace; the caller
- * finishes the process setup.
+ * finishes the process setup. Stage 2 must read report_fd next: when the
+ * parent has closed it, stage 0 exits 125 without a report and leaves the
+ * report to stage 2.
  */
 int nsexec_run_stages(const struct nsexec_config *config, int report_fd);
 
@@ -324,6 +326,12 @@ struct nsexec_process {
 	const char *group;
 	bool preserve_credentials;
 	bool entered_user_namespace;
+	/*
+	 * The target's root, where user and group names are looked up when the
+	 * program keeps the caller's root (no chroot); -1 to look up in the
+	 * program's root.
+	 */
+	int lookup_root_fd;
 
 	/* Adds HOME from the user's passwd entry unless envp already has HOME. */
 	bool set_home;
@@ -404,6 +412,9 @@ int nsexec_signalfd_read(int fd);
 /* pipe2(fds, O_CLOEXEC), which Swift's Glibc module does not export. */
 int nsexec_pipe_cloexec(int fds[2]);
 
+/* Opens a file for reading the same way, resolved inside root_fd. */
+int nsexec_open_file_in_root(int root_fd, const char *path);
+
 /* pidfd_open(2) and pidfd_send_signal(2). Return -1 with errno on failure. */
 int nsexec_pidfd_open(pid_t pid);
 int nsexec_pidfd_send_signal(int pidfd, int signal);
@@ -465,6 +476,7 @@ __attribute__((noreturn)) void nsexec_bootstrap_exec(int initpipe);
 #define NSEXEC_PROCESS_ROOT_ATTR 27408
 #define NSEXEC_PROCESS_TTY_ATTR 27409
 #define NSEXEC_PROCESS_CGROUP_ATTR 27410
+#define NSEXEC_PROCESS_LOOKUP_ROOT_ATTR 27411
 
 /* Bits of NSEXEC_PROCESS_FLAGS_ATTR. */
 #define NSEXEC_PROCESS_PRESERVE_CREDENTIALS 0x1
