@@ -13,7 +13,7 @@ struct ContainerState {
     var pid: Int32
     /// The init process start time in clock ticks since boot.
     var startTime: UInt64
-    /// The freezer file that says whether the container is paused, if known.
+    /// The freezer file that shows whether the container is paused, if known.
     var freezerFile: String?
 
     static let defaultRoots: [(Runtime, String)] = [(.runc, "/run/runc"), (.crun, "/run/crun")]
@@ -81,7 +81,7 @@ struct ContainerState {
         return ContainerState(id: id, runtime: runtime, path: path, pid: Int32(pid), startTime: UInt64(start), freezerFile: freezer)
     }
 
-    /// Whether the container's freezer says it is paused.
+    /// Whether the container's freezer shows it paused.
     var isPaused: Bool {
         guard let freezerFile, let text = FileIO.readText(freezerFile, limit: 64) else { return false }
         let value = text.split(whereSeparator: { $0 == "\n" || $0 == " " }).first.map(String.init) ?? ""
@@ -99,7 +99,7 @@ struct ContainerState {
             throw NSExecError.system("cannot open a pidfd for pid \(pid) of container \(id)", errno: error)
         }
 
-        // The pidfd pins whatever process has the pid now; its start time says whether that is the init.
+        // The pidfd pins whatever process has the pid now, and its start time tells whether that is the init.
         let status = processStatus(pid: pid)
         let alive = nsexec_pidfd_send_signal(pidfd, 0) == 0
         // A zombie (Z) or dying (X) init still has a pid and a start time, but no namespaces to join.

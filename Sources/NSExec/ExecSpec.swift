@@ -11,7 +11,7 @@ public struct NamespaceRequest: Sendable, Equatable {
     }
 }
 
-/// Where the program's working directory comes from.
+/// The source of the program's working directory.
 public enum WorkingDirectory: Sendable, Equatable {
     /// The target's working directory when its mount namespace is entered, else unchanged.
     case target
@@ -21,7 +21,7 @@ public enum WorkingDirectory: Sendable, Equatable {
     case mountNamespace(String)
 }
 
-/// Which root directory the program gets.
+/// The program's root directory.
 public enum RootDirectory: Sendable, Equatable {
     /// The target's root when its mount namespace is entered, else unchanged.
     case target
@@ -29,7 +29,7 @@ public enum RootDirectory: Sendable, Equatable {
     case path(String)
 }
 
-/// Where the program's environment starts from.
+/// The base of the program's environment.
 public enum EnvironmentSource: Sendable, Equatable {
     /// `PATH` set to the default, `HOME` from the user's passwd entry, `TERM` kept.
     case clean
@@ -37,7 +37,7 @@ public enum EnvironmentSource: Sendable, Equatable {
     case target
 }
 
-/// How the stages are started.
+/// The way the stages are started.
 public enum SpawnMode: Sendable, Equatable {
     /// The fork path when the calling process has one thread, else the helper.
     case automatic

@@ -67,7 +67,7 @@ enum FileIO {
         return true
     }
 
-    /// The target of a symbolic link, or nil.
+    /// Reads the target of a symbolic link, or returns nil.
     static func readLink(_ path: String) -> String? {
         var buffer = [CChar](repeating: 0, count: 4097)
         let count = readlink(path, &buffer, 4096)
@@ -75,14 +75,7 @@ enum FileIO {
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// The inode and device of a file, following links, or nil.
-    static func identity(_ path: String) -> (device: UInt64, inode: UInt64)? {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        return (UInt64(info.st_dev), UInt64(info.st_ino))
-    }
-
-    /// The errno text for a value.
+    /// Returns the errno text for a value.
     static func errorText(_ error: Int32) -> String {
         String(cString: strerror(error))
     }

@@ -1,7 +1,7 @@
 import CNSExec
 import Glibc
 
-/// What a run will do, worked out before any stage starts; owns the fds it opened.
+/// The plan of a run, worked out before any stage starts. It owns the fds it opened.
 struct Plan {
     var target: ResolvedTarget
     /// Namespaces joined through the target's pidfd.
