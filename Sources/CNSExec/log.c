@@ -187,8 +187,8 @@ void nsexec_fail(int status, int error, const char *hint, const char *format, ..
 
 void nsexec_test_hook(const char *point)
 {
-	const char *wanted = getenv("NSEXEC_TEST_STOP_AT");
-	if (wanted != NULL && strcmp(wanted, point) == 0) {
+	const char *stop_point = getenv("NSEXEC_TEST_STOP_AT");
+	if (stop_point != NULL && strcmp(stop_point, point) == 0) {
 		nsexec_log(NSEXEC_LOG_DEBUG, "stopping at %s for a test", point);
 		(void)raise(SIGSTOP);
 	}

@@ -59,8 +59,8 @@ static FILE *open_database(int root_fd, const char *path)
 static int find_entry(int root_fd, const char *path, const char *name, char *line, size_t line_size, char **fields,
 		      int max_fields)
 {
-	uint32_t wanted_id;
-	bool by_id = nsexec_parse_id(name, &wanted_id);
+	uint32_t requested_id;
+	bool by_id = nsexec_parse_id(name, &requested_id);
 
 	FILE *file = open_database(root_fd, path);
 	if (file == NULL)
@@ -85,7 +85,7 @@ static int find_entry(int root_fd, const char *path, const char *name, char *lin
 			continue;
 
 		uint32_t id;
-		bool match = by_id ? (nsexec_parse_id(fields[2], &id) && id == wanted_id) : strcmp(fields[0], name) == 0;
+		bool match = by_id ? (nsexec_parse_id(fields[2], &id) && id == requested_id) : strcmp(fields[0], name) == 0;
 		if (match) {
 			fclose(file);
 			return count;

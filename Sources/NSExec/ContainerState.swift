@@ -99,7 +99,7 @@ struct ContainerState {
             throw NSExecError.system("cannot open a pidfd for pid \(pid) of container \(id)", errno: error)
         }
 
-        // The pidfd pins whatever process has the pid now, and its start time tells whether that is the init.
+        // The pidfd pins whatever process has the pid now, and its start time shows whether that is the init.
         let status = processStatus(pid: pid)
         let alive = nsexec_pidfd_send_signal(pidfd, 0) == 0
         // A zombie (Z) or dying (X) init still has a pid and a start time, but no namespaces to join.

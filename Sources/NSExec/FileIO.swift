@@ -21,10 +21,16 @@ enum FileIO {
             return nil
         }
 
-        // O_NONBLOCK: should a FIFO take the file's place after the check, open does not wait.
+        // O_NONBLOCK: should a FIFO take the file's place after the check, open does not wait,
+        // and the second check on the open fd rejects it before anything is read.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        guard fstat(fd, &info) == 0 else { return nil }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            errno = EINVAL
+            return nil
+        }
         return read(fd: fd, limit: limit)
     }
 

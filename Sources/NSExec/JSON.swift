@@ -24,7 +24,7 @@ enum JSONValue: Equatable {
     }
 }
 
-/// Why a JSON document could not be read, with the byte offset.
+/// A JSON parse failure, with the reason and the byte offset.
 struct JSONError: Error, CustomStringConvertible {
     var offset: Int
     var reason: String

@@ -1,6 +1,6 @@
 import Glibc
 
-/// Why nsexec could not run the program, with the exit status the CLI uses.
+/// A failure to run the program, with the exit status the CLI uses.
 public struct NSExecError: Error, CustomStringConvertible, Sendable, Equatable {
     /// The category of failure.
     public enum Kind: Sendable, Equatable {
@@ -47,7 +47,7 @@ public struct NSExecError: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String { message }
 }
 
-/// How the program ended.
+/// The way the program ended: its exit status or its signal.
 public enum Termination: Sendable, Equatable, CustomStringConvertible {
     /// It exited with this status.
     case exited(Int32)

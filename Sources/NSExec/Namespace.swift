@@ -24,7 +24,7 @@ public enum Namespace: String, CaseIterable, Sendable, Hashable {
         self.init(rawValue: String(cString: name))
     }
 
-    /// The namespace file of a process, `/proc/PID/ns/NAME`.
+    /// Returns the namespace file of a process, `/proc/PID/ns/NAME`.
     public func path(pid: Int32) -> String {
         "/proc/\(pid)/ns/\(rawValue)"
     }

@@ -184,7 +184,7 @@ extension ExecSpec {
         }
 
         if case .target = workingDirectory, mountEntered {
-            // The target's cwd as its own root sees it; "/" when it cannot be read.
+            // The target's cwd as a path from its own root, or "/" when it cannot be read.
             plan.targetCwd = FileIO.readLink("/proc/\(pid)/cwd") ?? "/"
         }
     }

@@ -50,8 +50,8 @@ extension Target {
     }
 }
 
-/// The state letter (field 3) and start time in clock ticks since boot (field 22) of
-/// /proc/PID/stat, or nil when the process is gone.
+/// Reads the state letter (field 3) and start time in clock ticks since boot (field 22)
+/// of /proc/PID/stat; returns nil when the process is gone.
 func processStatus(pid: Int32) -> (state: Character, startTime: UInt64)? {
     guard let text = FileIO.readText("/proc/\(pid)/stat", limit: 4096),
           let close = text.lastIndex(of: ")") else { return nil }

@@ -1,7 +1,7 @@
 import Glibc
 import NSExec
 
-/// What the command line asks for.
+/// The action that the command line requests.
 enum Command {
     case help
     case version
