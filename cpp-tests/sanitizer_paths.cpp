@@ -76,7 +76,7 @@ int run_inline(const char *uts_path, std::string *error_text)
 	if (nsexec_config_add_join(&config, CLONE_NEWUTS, -1, uts_path) < 0)
 		return -2;
 
-	struct nsexec_stage_pids pids = { 0, 0 };
+	struct nsexec_stage_pids pids = { 0, 0, false };
 	char error[1024] = "";
 	int stage = nsexec_run_stages_inline(&config, report[1], &pids, error, sizeof(error));
 	if (stage == STAGE_INIT)

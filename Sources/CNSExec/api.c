@@ -5,6 +5,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <poll.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -62,7 +63,12 @@ int nsexec_process_add_cgroup_fd(struct nsexec_process *process, int fd)
 int nsexec_spawn_inline(const struct nsexec_config *config, const struct nsexec_process *process, int report_fd,
 			struct nsexec_stage_pids *pids, char *error, size_t error_size)
 {
-	int stage = nsexec_run_stages_inline(config, report_fd, pids, error, error_size);
+	int stage = NSEXEC_DIRECT_UNAVAILABLE;
+	pids->direct = false;
+	if (nsexec_direct_possible(config))
+		stage = nsexec_run_direct(config, process, report_fd, pids, error, error_size);
+	if (stage == NSEXEC_DIRECT_UNAVAILABLE)
+		stage = nsexec_run_stages_inline(config, report_fd, pids, error, error_size);
 	if (stage == STAGE_INIT)
 		nsexec_exec_process(process);
 	return stage < 0 ? -1 : 0;
@@ -76,6 +82,17 @@ int nsexec_pidfd_open(pid_t pid)
 int nsexec_pidfd_send_signal(int pidfd, int signal)
 {
 	return (int)syscall(SYS_pidfd_send_signal, pidfd, signal, NULL, 0);
+}
+
+bool nsexec_pidfd_exited(int pidfd, int timeout_ms)
+{
+	/* A pidfd polls readable once its process has exited, zombie or reaped. */
+	struct pollfd entry = { .fd = pidfd, .events = POLLIN };
+	int ready;
+	do {
+		ready = poll(&entry, 1, timeout_ms);
+	} while (ready < 0 && errno == EINTR);
+	return ready == 1 && (entry.revents & (POLLIN | POLLHUP | POLLERR)) != 0;
 }
 
 int nsexec_open_in_root(int root_fd, const char *path)

@@ -21,6 +21,9 @@
 #include "nsexec_tty.h"
 #include "users.h"
 
+/* Bounds the environment copy on the stage 2 stack (8 bytes per variable). */
+#define NSEXEC_MAX_ENVIRONMENT 16384
+
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 static void join_cgroups(const struct nsexec_process *process)
@@ -215,27 +218,36 @@ static void setup_fds(const struct nsexec_process *process)
 	}
 }
 
-/* Returns envp, with HOME added from the passwd entry when it lacks one. */
-static char *const *environment(const struct nsexec_process *process, const struct nsexec_user *user)
+/* The entries of envp, not counting the closing NULL. */
+static size_t count_entries(char *const *envp)
 {
 	size_t count = 0;
-	bool has_home = false;
+	while (envp[count] != NULL)
+		count++;
+	return count;
+}
 
-	for (; process->envp[count] != NULL; count++) {
-		if (strncmp(process->envp[count], "HOME=", 5) == 0)
-			has_home = true;
-	}
-	if (!process->set_home || has_home)
+/*
+ * Returns envp, with HOME added from the passwd entry when it lacks one. The
+ * copy lives in storage (count + 2 pointers) and home, both on the caller's
+ * stack: stage 2 may share the supervisor's memory, where heap blocks would
+ * stay behind after the exec.
+ */
+static char *const *environment(const struct nsexec_process *process, const struct nsexec_user *user, char **storage,
+				size_t count, char *home, size_t home_size)
+{
+	if (!process->set_home)
 		return process->envp;
+	for (size_t i = 0; i < count; i++) {
+		if (strncmp(process->envp[i], "HOME=", 5) == 0)
+			return process->envp;
+	}
 
-	char **envp = calloc(count + 2, sizeof(char *));
-	char *home = malloc(strlen(user->home) + 6);
-	if (envp == NULL || home == NULL)
-		nsexec_fail(NSEXEC_EXIT_FAILURE, ENOMEM, NULL, "cannot build the program's environment");
-	memcpy(envp, process->envp, count * sizeof(char *));
-	sprintf(home, "HOME=%s", user->has_entry && user->home[0] != '\0' ? user->home : "/");
-	envp[count] = home;
-	return envp;
+	memcpy(storage, process->envp, count * sizeof(char *));
+	snprintf(home, home_size, "HOME=%s", user->has_entry && user->home[0] != '\0' ? user->home : "/");
+	storage[count] = home;
+	storage[count + 1] = NULL;
+	return storage;
 }
 
 static const char *search_path(char *const *envp)
@@ -317,7 +329,13 @@ void nsexec_exec_process(const struct nsexec_process *process)
 	if (change_cwd)
 		change_directory(process, cwd_fd);
 	setup_fds(process);
-	char *const *envp = environment(process, &user);
+	size_t count = count_entries(process->envp);
+	if (count > NSEXEC_MAX_ENVIRONMENT)
+		nsexec_fail(NSEXEC_EXIT_FAILURE, E2BIG, "pass fewer variables", "the environment has %zu variables",
+			    count);
+	char *storage[count + 2];
+	char home[sizeof(user.home) + 5];
+	char *const *envp = environment(process, &user, storage, count, home, sizeof(home));
 
 	/* The program is not a stage: it gets no death signal and the caller's signal mask. */
 	if (prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0)
@@ -325,6 +343,5 @@ void nsexec_exec_process(const struct nsexec_process *process)
 	nsexec_test_hook("stage2-exec");
 	if (sigprocmask(SIG_SETMASK, &process->signal_mask, NULL) < 0)
 		nsexec_fail(NSEXEC_EXIT_FAILURE, errno, NULL, "cannot set the program's signal mask");
-
 	execute(process->argv, envp);
 }

@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -516,4 +518,186 @@ int nsexec_run_stages_inline(const struct nsexec_config *config, int report_fd, 
 	}
 	nsexec_format_error(error, error_size, 0, NULL, "unexpected stage value from setjmp");
 	return -1;
+}
+
+bool nsexec_direct_possible(const struct nsexec_config *config)
+{
+	if (config->no_fork || config->clone_flags != 0 || config->uid_map_length > 0 || config->gid_map_length > 0 ||
+	    config->timens_offsets_length > 0)
+		return false;
+	/* The PID namespace is set for children by the caller, which holds only the pidfd open. */
+	for (size_t i = 0; i < config->join_count; i++) {
+		if (config->joins[i].flag == CLONE_NEWPID)
+			return false;
+	}
+	return true;
+}
+
+/* Whether config joins a user or time namespace, which a process sharing its memory cannot. */
+static bool joins_user_or_time(const struct nsexec_config *config)
+{
+	const uint32_t flags = CLONE_NEWUSER | CLONE_NEWTIME;
+	if (config->pidfd >= 0 && (config->pidfd_flags & flags))
+		return true;
+	for (size_t i = 0; i < config->join_count; i++) {
+		if (config->joins[i].flag & flags)
+			return true;
+	}
+	return false;
+}
+
+struct direct_child {
+	const struct nsexec_config *config;
+	const struct nsexec_process *process;
+	int report_fd;
+	/* getppid() as the child must see it while the supervisor lives. */
+	pid_t supervisor;
+};
+
+#define DIRECT_CHILD_STACK_SIZE (256 * 1024)
+
+/*
+ * The child of the direct path: stage 1's joins and stage 2's role in one
+ * process. It was born in the target's PID namespace, so after joining the
+ * rest it is in every target namespace. The entered record marks for the
+ * supervisor that it got that far; a death before it is a failure to enter, a death
+ * after it belongs to the program. It runs on its own stack and may share
+ * the supervisor's memory (CLONE_VM), so it returns nothing and changes no
+ * state of the supervisor but the logging stage, which the supervisor resets.
+ */
+static int run_direct_child(void *arg)
+{
+	const struct direct_child *child = arg;
+	struct nsexec_config own = *child->config;
+
+	nsexec_log_stage("stage-2");
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		nsexec_fail(NSEXEC_EXIT_FAILURE, errno, NULL, "cannot set the parent death signal of stage 2");
+	/*
+	 * The supervisor died before the death signal was armed. Born in
+	 * another PID namespace, this process gets 0 from getppid() until it
+	 * is reparented to that namespace's init.
+	 */
+	if (getppid() != child->supervisor)
+		_exit(NSEXEC_EXIT_FAILURE);
+
+	nsexec_test_hook("stage1-start");
+	own.pidfd_flags &= ~(uint32_t)CLONE_NEWPID;
+	nsexec_open_namespace_files(&own);
+	nsexec_join_namespaces(&own);
+	nsexec_test_hook("stage1-joined");
+	nsexec_test_hook("stage2-start");
+
+	if (nsexec_write_all(child->report_fd, NSEXEC_ENTERED_RECORD, sizeof(NSEXEC_ENTERED_RECORD) - 1) < 0)
+		_exit(NSEXEC_EXIT_FAILURE);
+	nsexec_log(NSEXEC_LOG_DEBUG, "in the target namespaces");
+
+	nsexec_exec_process(child->process);
+}
+
+/*
+ * Sets the caller's PID namespace for children to the target's. Returns a
+ * pidfd of the caller itself, which names the way back, or -1 with error set,
+ * or NSEXEC_DIRECT_UNAVAILABLE when the caller lacks the right.
+ */
+static int enter_pid_namespace_for_children(const struct nsexec_config *config, char *error, size_t error_size)
+{
+	int self = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (self < 0) {
+		nsexec_format_error(error, error_size, errno, NULL, "cannot open a pidfd of nsexec itself");
+		return -1;
+	}
+	if (setns(config->pidfd, CLONE_NEWPID) == 0)
+		return self;
+
+	int saved = errno;
+	(void)close(self);
+	/* An unprivileged caller gets the right from the target's user namespace, which the stages join first. */
+	if (saved == EPERM)
+		return NSEXEC_DIRECT_UNAVAILABLE;
+	char what[96];
+	snprintf(what, sizeof(what), "cannot join pid namespace of pid %d", (int)config->target_pid);
+	nsexec_format_error(error, error_size, saved,
+			    saved == ESRCH ? "the target process exited; start it again or pick a running one" : NULL, what);
+	return -1;
+}
+
+int nsexec_run_direct(const struct nsexec_config *config, const struct nsexec_process *process, int report_fd,
+		      struct nsexec_stage_pids *pids, char *error, size_t error_size)
+{
+	bool joins_pid = config->pidfd >= 0 && (config->pidfd_flags & CLONE_NEWPID);
+	int own_pid_namespace = -1;
+
+	nsexec_log_set_report(report_fd);
+	nsexec_log_stage("stage-0");
+	if (prepare_stage0(config, error, error_size) < 0)
+		return -1;
+
+	void *stack = mmap(NULL, DIRECT_CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+			   -1, 0);
+	if (stack == MAP_FAILED) {
+		nsexec_format_error(error, error_size, errno, NULL, "cannot allocate the stack of stage 2");
+		return -1;
+	}
+
+	/*
+	 * setns(CLONE_NEWPID) moves nothing of the caller: it names the PID
+	 * namespace of the caller's next child. It is set back right after
+	 * the clone, so that the caller's later children are born where they
+	 * were before.
+	 */
+	if (joins_pid) {
+		own_pid_namespace = enter_pid_namespace_for_children(config, error, error_size);
+		if (own_pid_namespace < 0) {
+			(void)munmap(stack, DIRECT_CHILD_STACK_SIZE);
+			return own_pid_namespace;
+		}
+	}
+
+	/*
+	 * Without a user or time namespace to join, the child shares the
+	 * caller's memory and the caller sleeps until the exec (as vfork):
+	 * no page tables to copy and no copy-on-write faults on either side.
+	 * setns into a user or time namespace needs a process of its own.
+	 */
+	struct direct_child child = {
+		.config = config,
+		.process = process,
+		.report_fd = report_fd,
+		.supervisor = joins_pid ? 0 : getpid(),
+	};
+	int flags = SIGCHLD;
+	if (!joins_user_or_time(config))
+		flags |= CLONE_VM | CLONE_VFORK;
+	pid_t pid = clone(run_direct_child, (char *)stack + DIRECT_CHILD_STACK_SIZE, flags, &child);
+	int clone_error = errno;
+	nsexec_log_stage("stage-0");
+
+	int restored = 0;
+	int restore_error = 0;
+	if (own_pid_namespace >= 0) {
+		restored = setns(own_pid_namespace, CLONE_NEWPID);
+		restore_error = errno;
+		(void)close(own_pid_namespace);
+	}
+	(void)munmap(stack, DIRECT_CHILD_STACK_SIZE);
+
+	if (pid < 0) {
+		/* The kernel gives ENOMEM for a fork into a PID namespace whose init has exited. */
+		const char *hint = clone_error == ENOMEM && joins_pid
+					   ? "the init of the target's PID namespace exited; start the target again"
+					   : NULL;
+		nsexec_format_error(error, error_size, clone_error, hint, "cannot clone stage 2");
+		return -1;
+	}
+	if (restored < 0) {
+		nsexec_format_error(error, error_size, restore_error, NULL,
+				    "cannot return to the own PID namespace after starting stage 2");
+		kill_and_reap(pid, true);
+		return -1;
+	}
+	pids->stage1 = pid;
+	pids->stage2 = pid;
+	pids->direct = true;
+	return STAGE_PARENT;
 }

@@ -266,6 +266,8 @@ uint8_t *nsexec_read_bootstrap(int fd, size_t *length, char *error, size_t error
 struct nsexec_stage_pids {
 	pid_t stage1;
 	pid_t stage2;
+	/* Set by the direct path, where one process is both stages. */
+	bool direct;
 };
 
 /*
@@ -291,6 +293,36 @@ int nsexec_run_stages(const struct nsexec_config *config, int report_fd);
  */
 int nsexec_run_stages_inline(const struct nsexec_config *config, int report_fd, struct nsexec_stage_pids *pids,
 			     char *error, size_t error_size);
+
+struct nsexec_process;
+
+/* The direct child's record once it is in every namespace (its pid there means nothing outside). */
+#define NSEXEC_ENTERED_RECORD "{\"entered\":true}\n"
+
+/* The return value of nsexec_run_direct when only the stages can do the job. */
+#define NSEXEC_DIRECT_UNAVAILABLE (-2)
+
+/*
+ * Whether config suits the direct path: existing namespaces to join only, the
+ * PID namespace (if any) through the pidfd, and a fork before the exec.
+ */
+bool nsexec_direct_possible(const struct nsexec_config *config);
+
+/*
+ * Runs the direct path of a single-threaded caller, for a config that
+ * nsexec_direct_possible accepts: two processes where the stages take three.
+ * The caller sets its own PID namespace for children to the target's
+ * (setns(CLONE_NEWPID) moves nothing else), clones one child and sets it
+ * back. The child joins every other namespace, writes NSEXEC_ENTERED_RECORD
+ * to report_fd and execs process.
+ *
+ * Returns STAGE_PARENT with pids filled in (both the child, direct set), or
+ * -1 with error set when nothing was started. Returns
+ * NSEXEC_DIRECT_UNAVAILABLE, with nothing changed, when the caller may not
+ * join the PID namespace before the user namespace. The stages must run then.
+ */
+int nsexec_run_direct(const struct nsexec_config *config, const struct nsexec_process *process, int report_fd,
+		      struct nsexec_stage_pids *pids, char *error, size_t error_size);
 
 /* ---- join.c: joining namespaces ------------------------------------------ */
 
@@ -389,9 +421,10 @@ int nsexec_process_keep_fd(struct nsexec_process *process, int fd);
 int nsexec_process_add_cgroup_fd(struct nsexec_process *process, int fd);
 
 /*
- * The fork path: runs the stages inline (nsexec_run_stages_inline) and execs
- * process in stage 2. Returns 0 in the caller with pids filled in, or -1 with
- * error set. Stage errors arrive as records on report_fd.
+ * The fork path: runs the direct path where the config allows it, else the
+ * stages inline (nsexec_run_stages_inline), and execs process in the last
+ * stage. Returns 0 in the caller with pids filled in, or -1 with error set.
+ * Stage errors arrive as records on report_fd.
  */
 int nsexec_spawn_inline(const struct nsexec_config *config, const struct nsexec_process *process, int report_fd,
 			struct nsexec_stage_pids *pids, char *error, size_t error_size);
@@ -418,6 +451,11 @@ int nsexec_open_file_in_root(int root_fd, const char *path);
 /* pidfd_open(2) and pidfd_send_signal(2). Return -1 with errno on failure. */
 int nsexec_pidfd_open(pid_t pid);
 int nsexec_pidfd_send_signal(int pidfd, int signal);
+/*
+ * Whether the process of pidfd has exited (also a zombie that no one reaped
+ * yet), waiting up to timeout_ms for it.
+ */
+bool nsexec_pidfd_exited(int pidfd, int timeout_ms);
 
 /* ---- probe.c: observations of the clone trick for tests ------------------- */
 
