@@ -1,17 +1,20 @@
 import CNSExec
 import Glibc
 
-/// The fork path: the calling process is stage 0 and the parent of stages 1 and 2.
-/// Only safe in a single-threaded process.
+/// The fork path: the calling process is stage 0 and the parent of stages 1 and 2, or
+/// on the direct path the parent of one child that does the work of both. Only safe in a
+/// single-threaded process.
 struct ForkSpawner {
     var spec: ExecSpec
     var plan: Plan
     var terminal: TerminalSession?
 
     func spawn() throws -> StartedStages {
-        var report: [Int32] = [-1, -1]
-        guard nsexec_pipe_cloexec(&report) == 0 else { throw NSExecError.system("cannot create the report pipe") }
-        defer { close(report[0]) }
+        var report: (read: Int32, write: Int32) = (-1, -1)
+        let piped = withUnsafeMutableBytes(of: &report) { nsexec_pipe_cloexec($0.baseAddress!.assumingMemoryBound(to: Int32.self)) }
+        guard piped == 0 else { throw NSExecError.system("cannot create the report pipe") }
+        var keepReport = false
+        defer { if !keepReport { close(report.read) } }
 
         let argv = CStringArray(plan.arguments)
         let envp = CStringArray(plan.environment)
@@ -59,13 +62,24 @@ struct ForkSpawner {
         let result = withExtendedLifetime((argv, envp, strings)) { () -> Int32 in
             process.argv = UnsafePointer(argv.pointers)
             process.envp = UnsafePointer(envp.pointers)
-            return nsexec_spawn_inline(&config, &process, report[1], &pids, &error, error.count)
+            return nsexec_spawn_inline(&config, &process, report.write, &pids, &error, error.count)
         }
-        close(report[1])
+        close(report.write)
         terminal?.closeStageEnds()
 
+        started.targetPidfd = plan.target.pidfd
+        started.targetLabel = plan.target.label
+        if result == 0 && pids.direct && terminal == nil {
+            // The direct child can fail only by exiting, so its report is read after the
+            // program ends: the supervisor then wakes once per run, not at the exec too.
+            keepReport = true
+            started.pendingReport = report.read
+            started.stage2 = pids.stage2
+            return started
+        }
+
         // Stage errors arrive here; EOF comes when stage 2 execs or every stage exits.
-        let records = StageReport.read(fd: report[0])
+        let records = StageReport.read(fd: report.read)
         if result < 0 || records.error != nil {
             if started.forwarded != nil { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }
             for pid in Set(records.pids + [pids.stage2, pids.stage1]) where pid > 0 { reap(pid) }
@@ -73,6 +87,14 @@ struct ForkSpawner {
                 throw NSExecError(.stage, "cannot enter \(plan.target.label): " + error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
             }
             throw records.failure(prefix: "")
+        }
+
+        // On the direct path, the child reports once it is in every namespace; a death
+        // before that is a failed entry, not the program's end.
+        if pids.direct && !records.entered {
+            if started.forwarded != nil { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }
+            reap(pids.stage2)
+            throw started.directChildFailure()
         }
 
         started.stage2 = pids.stage2

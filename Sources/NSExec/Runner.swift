@@ -45,6 +45,24 @@ struct StartedStages {
     /// Signals blocked for forwarding, with the mask to restore afterwards.
     var forwarded: sigset_t?
     var savedMask = sigset_t()
+    /// On the direct path, the report pipe, read once the program has ended: one wakeup
+    /// of the supervisor per run instead of two. -1 when the report was read at the start.
+    var pendingReport: Int32 = -1
+    /// The target's pidfd and label, for the error when the direct child never got in.
+    var targetPidfd: Int32 = -1
+    var targetLabel = ""
+}
+
+extension StartedStages {
+    /// The error for a direct child that died before it reported being in every namespace.
+    func directChildFailure() -> NSExecError {
+        // A PID namespace's init kills the processes in it before it counts as exited, and
+        // waits until they are reaped. The child is reaped by now, so the exit follows.
+        let targetExited = targetPidfd >= 0 && nsexec_pidfd_exited(targetPidfd, 200)
+        return NSExecError(.stage, "cannot enter \(targetLabel): " + (targetExited
+            ? "the target process exited while nsexec joined it; start it again or pick a running one"
+            : "stage 2 exited before it started"))
+    }
 }
 
 /// The signals the CLI forwards to the program.
@@ -54,6 +72,8 @@ let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGU
 struct StageReport {
     var stage1: Int32?
     var stage2: Int32?
+    /// The direct child is in every namespace: after this, its end is the program's.
+    var entered = false
     var error: String?
     var status: Int32 = 125
     /// Stages that a failing stage had started, to reap.
@@ -64,6 +84,18 @@ struct StageReport {
         var report = StageReport()
         let bytes = FileIO.read(fd: fd, limit: 1 << 16) ?? []
         for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            // A run that works writes a pid line or the entered record. Reading them without the
+            // JSON parser keeps Dictionary, hashing and a scan of every protocol conformance
+            // in the binary off the CLI's path, each first touched at run time.
+            if let (stage1, stage2) = pidLine(line) {
+                report.stage1 = stage1
+                report.stage2 = stage2
+                continue
+            }
+            if line.elementsEqual("{\"entered\":true}".utf8) {
+                report.entered = true
+                continue
+            }
             guard let record = try? JSONParser.parse(Array(line)) else {
                 report.error = report.error ?? "a stage wrote an unreadable record: \(String(decoding: line, as: UTF8.self))"
                 continue
@@ -79,6 +111,31 @@ struct StageReport {
             }
         }
         return report
+    }
+
+    /// Reads `{"stage1_pid":N,"stage2_pid":M}` exactly as the stages write it, or returns nil.
+    static func pidLine(_ line: ArraySlice<UInt8>) -> (Int32, Int32)? {
+        var rest = line[...]
+        func expect(_ text: StaticString) -> Bool {
+            let count = text.utf8CodeUnitCount
+            guard rest.count >= count else { return false }
+            let matches = text.withUTF8Buffer { rest.prefix(count).elementsEqual($0) }
+            if matches { rest = rest.dropFirst(count) }
+            return matches
+        }
+        func number() -> Int32? {
+            var value: Int32 = 0
+            var digits = 0
+            while let byte = rest.first, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 9 {
+                value = value * 10 + Int32(byte - UInt8(ascii: "0"))
+                digits += 1
+                rest = rest.dropFirst()
+            }
+            return digits > 0 ? value : nil
+        }
+        guard expect("{\"stage1_pid\":"), let stage1 = number(), expect(",\"stage2_pid\":"), let stage2 = number(),
+              expect("}"), rest.isEmpty else { return nil }
+        return (stage1, stage2)
     }
 
     /// Builds the error to throw for a failed record.

@@ -18,6 +18,7 @@ struct Supervisor {
         defer {
             if signalFD >= 0 { close(signalFD) }
             if pidfd >= 0 { close(pidfd) }
+            if started.pendingReport >= 0 { close(started.pendingReport) }
             if started.ttyMaster >= 0 { close(started.ttyMaster) }
             if var saved = Optional(started.savedMask), started.forwarded != nil {
                 pthread_sigmask(SIG_SETMASK, &saved, nil)
@@ -35,6 +36,11 @@ struct Supervisor {
             throw NSExecError.system("cannot wait for the program (pid \(started.stage2))")
         }
         if started.ttyMaster >= 0 { drainMaster() }
+        if started.pendingReport >= 0 {
+            let records = StageReport.read(fd: started.pendingReport)
+            if records.error != nil { throw records.failure(prefix: "") }
+            if !records.entered { throw started.directChildFailure() }
+        }
         return Termination(waitStatus: status)
     }
 

@@ -18,6 +18,14 @@ func processState(_ pid: Int32) -> Character? {
     return text[text.index(after: close)...].split(separator: " ").first?.first
 }
 
+/// Returns the parent pid of a process from /proc/PID/stat, or nil when the process is gone.
+func parentPID(of pid: Int32) -> Int32? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = text.lastIndex(of: ")") else { return nil }
+    let fields = text[text.index(after: close)...].split(separator: " ")
+    return fields.count > 1 ? Int32(fields[1]) : nil
+}
+
 /// Waits until a process carrying marker is stopped, as nsexec_test_hook leaves a stage,
 /// and returns its pid; nil after timeout seconds.
 func waitForStoppedProcess(marker: String, timeout: TimeInterval = 10) -> Int32? {
