@@ -588,7 +588,12 @@ static int run_direct_child(void *arg)
 	nsexec_test_hook("stage1-joined");
 	nsexec_test_hook("stage2-start");
 
-	if (nsexec_write_all(child->report_fd, NSEXEC_ENTERED_RECORD, sizeof(NSEXEC_ENTERED_RECORD) - 1) < 0)
+	/* The report fd is a pipe, and a record this short is written whole or not at all. */
+	ssize_t written;
+	do {
+		written = write(child->report_fd, NSEXEC_ENTERED_RECORD, sizeof(NSEXEC_ENTERED_RECORD) - 1);
+	} while (written < 0 && errno == EINTR);
+	if (written != (ssize_t)(sizeof(NSEXEC_ENTERED_RECORD) - 1))
 		_exit(NSEXEC_EXIT_FAILURE);
 	nsexec_log(NSEXEC_LOG_DEBUG, "in the target namespaces");
 
