@@ -21,8 +21,8 @@
 #include "nsexec_tty.h"
 #include "users.h"
 
-/* Bounds the environment copy on the stage 2 stack (8 bytes per variable). */
-#define NSEXEC_MAX_ENVIRONMENT 16384
+/* The maximum number of variables copied on the stage 2 stack (8 bytes each). Larger copies go on the heap. */
+#define STACK_ENVIRONMENT_ENTRIES 4096
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -230,8 +230,8 @@ static size_t count_entries(char *const *envp)
 /*
  * Returns envp, with HOME added from the passwd entry when it lacks one. The
  * copy lives in storage (count + 2 pointers) and home, both on the caller's
- * stack: stage 2 may share the supervisor's memory, where heap blocks would
- * stay behind after the exec.
+ * stack where they fit, because stage 2 may share the supervisor's memory.
+ * Heap blocks allocated there stay behind in the supervisor after the exec.
  */
 static char *const *environment(const struct nsexec_process *process, const struct nsexec_user *user, char **storage,
 				size_t count, char *home, size_t home_size)
@@ -330,10 +330,12 @@ void nsexec_exec_process(const struct nsexec_process *process)
 		change_directory(process, cwd_fd);
 	setup_fds(process);
 	size_t count = count_entries(process->envp);
-	if (count > NSEXEC_MAX_ENVIRONMENT)
-		nsexec_fail(NSEXEC_EXIT_FAILURE, E2BIG, "pass fewer variables", "the environment has %zu variables",
+	char *stack_storage[STACK_ENVIRONMENT_ENTRIES + 2];
+	char **storage = stack_storage;
+	/* NOTE: on the direct path this block stays allocated in the supervisor; only huge environments get here. */
+	if (count > STACK_ENVIRONMENT_ENTRIES && (storage = calloc(count + 2, sizeof(char *))) == NULL)
+		nsexec_fail(NSEXEC_EXIT_FAILURE, ENOMEM, NULL, "cannot copy the program's environment of %zu variables",
 			    count);
-	char *storage[count + 2];
 	char home[sizeof(user.home) + 5];
 	char *const *envp = environment(process, &user, storage, count, home, sizeof(home));
 

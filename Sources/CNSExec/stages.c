@@ -559,11 +559,12 @@ struct direct_child {
 /*
  * The child of the direct path: stage 1's joins and stage 2's role in one
  * process. It was born in the target's PID namespace, so after joining the
- * rest it is in every target namespace. The entered record marks for the
- * supervisor that it got that far; a death before it is a failure to enter, a death
- * after it belongs to the program. It runs on its own stack and may share
- * the supervisor's memory (CLONE_VM), so it returns nothing and changes no
- * state of the supervisor but the logging stage, which the supervisor resets.
+ * rest it is in every target namespace. It writes the entered record once it
+ * got that far. To the supervisor, a death before the record is a failure to
+ * enter, and a death after it is the program's end. It runs on its own stack
+ * and may share the supervisor's memory (CLONE_VM). So it returns nothing and
+ * changes no state of the supervisor but the logging stage, which the
+ * supervisor resets.
  */
 static int run_direct_child(void *arg)
 {

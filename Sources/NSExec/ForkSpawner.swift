@@ -10,11 +10,10 @@ struct ForkSpawner {
     var terminal: TerminalSession?
 
     func spawn() throws -> StartedStages {
-        var report: (read: Int32, write: Int32) = (-1, -1)
-        let piped = withUnsafeMutableBytes(of: &report) { nsexec_pipe_cloexec($0.baseAddress!.assumingMemoryBound(to: Int32.self)) }
-        guard piped == 0 else { throw NSExecError.system("cannot create the report pipe") }
+        var report: [Int32] = [-1, -1]
+        guard nsexec_pipe_cloexec(&report) == 0 else { throw NSExecError.system("cannot create the report pipe") }
         var keepReport = false
-        defer { if !keepReport { close(report.read) } }
+        defer { if !keepReport { close(report[0]) } }
 
         let argv = CStringArray(plan.arguments)
         let envp = CStringArray(plan.environment)
@@ -62,9 +61,9 @@ struct ForkSpawner {
         let result = withExtendedLifetime((argv, envp, strings)) { () -> Int32 in
             process.argv = UnsafePointer(argv.pointers)
             process.envp = UnsafePointer(envp.pointers)
-            return nsexec_spawn_inline(&config, &process, report.write, &pids, &error, error.count)
+            return nsexec_spawn_inline(&config, &process, report[1], &pids, &error, error.count)
         }
-        close(report.write)
+        close(report[1])
         terminal?.closeStageEnds()
 
         started.targetPidfd = plan.target.pidfd
@@ -73,13 +72,13 @@ struct ForkSpawner {
             // The direct child can fail only by exiting, so its report is read after the
             // program ends: the supervisor then wakes once per run, not at the exec too.
             keepReport = true
-            started.pendingReport = report.read
+            started.pendingReport = report[0]
             started.stage2 = pids.stage2
             return started
         }
 
         // Stage errors arrive here; EOF comes when stage 2 execs or every stage exits.
-        let records = StageReport.read(fd: report.read)
+        let records = StageReport.read(fd: report[0])
         if result < 0 || records.error != nil {
             if started.forwarded != nil { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }
             for pid in Set(records.pids + [pids.stage2, pids.stage1]) where pid > 0 { reap(pid) }
@@ -89,7 +88,7 @@ struct ForkSpawner {
             throw records.failure(prefix: "")
         }
 
-        // On the direct path, the child reports once it is in every namespace; a death
+        // On the direct path, the child reports once it is in every namespace. A death
         // before that is a failed entry, not the program's end.
         if pids.direct && !records.entered {
             if started.forwarded != nil { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }

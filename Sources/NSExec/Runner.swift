@@ -54,7 +54,7 @@ struct StartedStages {
 }
 
 extension StartedStages {
-    /// The error for a direct child that died before it reported being in every namespace.
+    /// Returns the error for a direct child that died before it reported being in every namespace.
     func directChildFailure() -> NSExecError {
         // A PID namespace's init kills the processes in it before it counts as exited, and
         // waits until they are reaped. The child is reaped by now, so the exit follows.
@@ -84,14 +84,9 @@ struct StageReport {
         var report = StageReport()
         let bytes = FileIO.read(fd: fd, limit: 1 << 16) ?? []
         for line in bytes.split(separator: UInt8(ascii: "\n")) {
-            // A run that works writes a pid line or the entered record. Reading them without the
-            // JSON parser keeps Dictionary, hashing and a scan of every protocol conformance
-            // in the binary off the CLI's path, each first touched at run time.
-            if let (stage1, stage2) = pidLine(line) {
-                report.stage1 = stage1
-                report.stage2 = stage2
-                continue
-            }
+            // The CLI's only record when a run works. Matching it without the JSON parser keeps
+            // Dictionary off the CLI's path: its first use scans every protocol conformance
+            // in the binary.
             if line.elementsEqual("{\"entered\":true}".utf8) {
                 report.entered = true
                 continue
@@ -111,31 +106,6 @@ struct StageReport {
             }
         }
         return report
-    }
-
-    /// Reads `{"stage1_pid":N,"stage2_pid":M}` exactly as the stages write it, or returns nil.
-    static func pidLine(_ line: ArraySlice<UInt8>) -> (Int32, Int32)? {
-        var rest = line[...]
-        func expect(_ text: StaticString) -> Bool {
-            let count = text.utf8CodeUnitCount
-            guard rest.count >= count else { return false }
-            let matches = text.withUTF8Buffer { rest.prefix(count).elementsEqual($0) }
-            if matches { rest = rest.dropFirst(count) }
-            return matches
-        }
-        func number() -> Int32? {
-            var value: Int32 = 0
-            var digits = 0
-            while let byte = rest.first, byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 9 {
-                value = value * 10 + Int32(byte - UInt8(ascii: "0"))
-                digits += 1
-                rest = rest.dropFirst()
-            }
-            return digits > 0 ? value : nil
-        }
-        guard expect("{\"stage1_pid\":"), let stage1 = number(), expect(",\"stage2_pid\":"), let stage2 = number(),
-              expect("}"), rest.isEmpty else { return nil }
-        return (stage1, stage2)
     }
 
     /// Builds the error to throw for a failed record.

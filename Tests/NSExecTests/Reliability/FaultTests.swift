@@ -98,7 +98,7 @@ struct ReliabilityFaultTests {
         #expect(waitUntilNoProcess(marker: cli.marker).isEmpty)
     }
 
-    @Test("the CLI starts one child, which stops at every hook in turn")
+    @Test("CLI starts one child per run")
     func directChildPassesEveryHook() throws {
         let target = try UnshareTarget()
         defer { target.stop() }
@@ -106,7 +106,7 @@ struct ReliabilityFaultTests {
             let cli = try BackgroundCLI(["-t", "\(target.pid)", "-a", "--", "true"], environment: ["NSEXEC_TEST_STOP_AT": point])
             let child = try #require(waitForStoppedProcess(marker: cli.marker), "nothing stopped at \(point)")
 
-            // nsexec and its child carry the marker; there is no third process.
+            // nsexec and its child carry the marker. No third process does.
             #expect(Set(processes(withEnvironmentEntry: cli.marker)) == [cli.process.pid, child], "at \(point)")
             #expect(parentPID(of: child) == cli.process.pid, "at \(point)")
 
