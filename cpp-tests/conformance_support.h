@@ -263,6 +263,83 @@ inline void sleep_ms(long milliseconds)
 		;
 }
 
+/* The text of the /proc/PROCESS/ns/NAME link, such as "net:[4026531840]", or "". */
+inline std::string namespace_link(const std::string &process, const std::string &name)
+{
+	char target[256];
+	std::string path = "/proc/" + process + "/ns/" + name;
+	ssize_t length = readlink(path.c_str(), target, sizeof(target) - 1);
+	if (length < 0)
+		return "";
+	return std::string(target, static_cast<size_t>(length));
+}
+
+/*
+ * Runs `unshare --fork OPTIONS sleep 600` with stdin on /dev/null. unshare
+ * forks once every namespace exists, and the child execs sleep, which is then
+ * the process in all of them. The destructor kills sleep and reaps unshare.
+ */
+class UnshareSleep {
+public:
+	explicit UnshareSleep(const std::vector<std::string> &options)
+	{
+		launcher_ = fork();
+		if (launcher_ == 0) {
+			std::vector<const char *> argv = { "unshare", "--fork" };
+			for (const std::string &option : options)
+				argv.push_back(option.c_str());
+			argv.insert(argv.end(), { "sleep", "600", nullptr });
+			int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			if (null < 0 || dup2(null, STDIN_FILENO) < 0)
+				_exit(126);
+			execv("/usr/bin/unshare", const_cast<char *const *>(argv.data()));
+			_exit(127);
+		}
+		for (int i = 0; launcher_ > 0 && i < 1000 && pid_ == 0; i++) {
+			pid_ = sleeping_child();
+			if (pid_ == 0)
+				sleep_ms(10);
+		}
+	}
+
+	~UnshareSleep()
+	{
+		if (pid_ > 0)
+			kill(pid_, SIGKILL);
+		if (launcher_ > 0) {
+			kill(launcher_, SIGKILL);
+			reap(launcher_);
+		}
+	}
+
+	UnshareSleep(const UnshareSleep &) = delete;
+	UnshareSleep &operator=(const UnshareSleep &) = delete;
+
+	/* The sleep process, or 0 when it did not start within 10 s. */
+	pid_t pid() const { return pid_; }
+	/* The unshare process: a child of the caller for as long as the object lives. */
+	pid_t launcher() const { return launcher_; }
+
+private:
+	/* The child of unshare whose command is "sleep", or 0. */
+	pid_t sleeping_child() const
+	{
+		std::ifstream list("/proc/" + std::to_string(launcher_) + "/task/" + std::to_string(launcher_) +
+				   "/children");
+		pid_t child;
+		while (list >> child) {
+			std::ifstream comm("/proc/" + std::to_string(child) + "/comm");
+			std::string name;
+			if (comm >> name && name == "sleep")
+				return child;
+		}
+		return 0;
+	}
+
+	pid_t launcher_ = -1;
+	pid_t pid_ = 0;
+};
+
 } // namespace conformance
 
 #endif

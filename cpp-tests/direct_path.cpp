@@ -10,6 +10,8 @@
 
 #include <fcntl.h>
 #include <fstream>
+#include <memory>
+#include <sstream>
 #include <sched.h>
 #include <signal.h>
 #include <string>
@@ -24,43 +26,13 @@ using namespace conformance;
 
 namespace {
 
-/* The text of the /proc/PROCESS/ns/NAME link, such as "net:[4026531840]", or "". */
-std::string namespace_link(const std::string &process, const std::string &name)
-{
-	std::string path = "/proc/" + process + "/ns/" + name;
-	char target[256];
-	ssize_t length = readlink(path.c_str(), target, sizeof(target) - 1);
-	return length < 0 ? std::string() : std::string(target, static_cast<size_t>(length));
-}
-
 /* The namespaces that the program prints, in this order. */
 const std::vector<std::string> printed = { "pid", "mnt", "uts", "ipc", "net", "time" };
 
 const char *report_script = "for ns in pid mnt uts ipc net time; do readlink /proc/self/ns/$ns; done";
 
-/* The child of launcher that runs sleep: the process in every new namespace. */
-pid_t sleeping_child(pid_t launcher)
-{
-	std::ifstream list("/proc/" + std::to_string(launcher) + "/task/" + std::to_string(launcher) + "/children");
-	pid_t child;
-	while (list >> child) {
-		std::ifstream comm("/proc/" + std::to_string(child) + "/comm");
-		std::string name;
-		if (comm >> name && name == "sleep")
-			return child;
-	}
-	return 0;
-}
-
-std::string read_all(int fd)
-{
-	std::string text;
-	char buffer[4096];
-	ssize_t count;
-	while ((count = read(fd, buffer, sizeof(buffer))) > 0)
-		text.append(buffer, static_cast<size_t>(count));
-	return text;
-}
+/* The program of the rootless case: three namespace links, then the uid. */
+const char *rootless_script = "for ns in pid user uts; do readlink /proc/self/ns/$ns; done; id -u";
 
 /* The outcome of one run of nsexec_spawn_inline. */
 struct DirectRun {
@@ -87,7 +59,8 @@ bool has_children_besides(pid_t launcher)
 
 /* Runs report_script in the namespaces of target given by flags, plus joins, and waits for it. */
 DirectRun run_direct(pid_t launcher, pid_t target, uint32_t flags,
-		     const std::vector<std::pair<uint32_t, std::string>> &joins = {})
+		     const std::vector<std::pair<uint32_t, std::string>> &joins = {}, const char *script = report_script,
+		     bool enters_user_namespace = false)
 {
 	DirectRun run;
 	int report[2], out[2];
@@ -103,20 +76,21 @@ DirectRun run_direct(pid_t launcher, pid_t target, uint32_t flags,
 	for (const auto &join : joins)
 		nsexec_config_add_join(&config, join.first, -1, join.second.c_str());
 
-	const char *argv[] = { "/bin/sh", "-c", report_script, nullptr };
+	const char *argv[] = { "/bin/sh", "-c", script, nullptr };
 	const char *envp[] = { "PATH=/usr/bin:/bin", nullptr };
 	struct nsexec_process process;
 	nsexec_process_init(&process);
 	process.argv = const_cast<char *const *>(argv);
 	process.envp = const_cast<char *const *>(envp);
 	process.stdio[1] = out[1];
+	process.entered_user_namespace = enters_user_namespace;
 
 	char error[1024] = "";
 	run.result = nsexec_spawn_inline(&config, &process, report[1], &run.pids, error, sizeof(error));
 	close(report[1]);
 	close(out[1]);
-	run.output = read_all(out[0]);
-	run.report = run.result == 0 ? read_all(report[0]) : error;
+	run.output = read_to_end(out[0]);
+	run.report = run.result == 0 ? read_to_end(report[0]) : error;
 	close(out[0]);
 	close(report[0]);
 	if (run.result == 0) {
@@ -130,42 +104,17 @@ DirectRun run_direct(pid_t launcher, pid_t target, uint32_t flags,
 	return run;
 }
 
-/* Starts `unshare --fork <options> sleep 600` before each test and kills it afterwards. */
+/* Starts the target with unshare(1) in each test and kills it afterwards. */
 class direct : public ::testing::Test {
 protected:
 	void start(const std::vector<std::string> &options)
 	{
 		if (geteuid() != 0)
 			GTEST_SKIP() << "needs root to make and enter namespaces";
-		launcher_ = fork();
-		ASSERT_GE(launcher_, 0) << strerror(errno);
-		if (launcher_ == 0) {
-			std::vector<const char *> argv = { "unshare", "--fork" };
-			for (const std::string &option : options)
-				argv.push_back(option.c_str());
-			argv.insert(argv.end(), { "sleep", "600", nullptr });
-			int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-			if (null < 0 || dup2(null, STDIN_FILENO) < 0)
-				_exit(126);
-			execv("/usr/bin/unshare", const_cast<char *const *>(argv.data()));
-			_exit(127);
-		}
-		for (int i = 0; i < 1000 && target_ == 0; i++) {
-			target_ = sleeping_child(launcher_);
-			if (target_ == 0)
-				sleep_ms(10);
-		}
+		target_process_ = std::make_unique<UnshareSleep>(options);
+		launcher_ = target_process_->launcher();
+		target_ = target_process_->pid();
 		ASSERT_GT(target_, 0) << "unshare did not start sleep within 10 s";
-	}
-
-	void TearDown() override
-	{
-		if (target_ > 0)
-			kill(target_, SIGKILL);
-		if (launcher_ > 0) {
-			kill(launcher_, SIGKILL);
-			reap(launcher_);
-		}
 	}
 
 	std::string expected_output() const
@@ -176,6 +125,7 @@ protected:
 		return text;
 	}
 
+	std::unique_ptr<UnshareSleep> target_process_;
 	pid_t launcher_ = 0;
 	pid_t target_ = 0;
 };
@@ -260,4 +210,105 @@ TEST_F(direct, pid_namespace_file_takes_the_stages)
 	EXPECT_NE(run.pids.stage1, run.pids.stage2);
 	reap(run.pids.stage1);
 	EXPECT_NE(run.output.find(namespace_link(std::to_string(target_), "pid")), std::string::npos);
+}
+
+namespace {
+
+/* Writes text to /proc/self/FILE. Returns false on failure. */
+bool write_self(const char *file, const std::string &text)
+{
+	int fd = open((std::string("/proc/self/") + file).c_str(), O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	bool written = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+	close(fd);
+	return written;
+}
+
+/*
+ * In a process of unprivileged_uid: makes a user, PID and UTS namespace with
+ * root mapped to that uid, forks the first process of the PID namespace,
+ * writes its pid to ready and waits. Never returns.
+ */
+[[noreturn]] void run_rootless_target(int ready)
+{
+	const std::string id = std::to_string(unprivileged_uid);
+	if (unshare(CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS) < 0 || !write_self("setgroups", "deny") ||
+	    !write_self("uid_map", "0 " + id + " 1") || !write_self("gid_map", "0 " + id + " 1"))
+		_exit(1);
+	pid_t init = fork();
+	if (init == 0) {
+		alarm(target_lifetime_seconds);
+		for (;;)
+			pause();
+	}
+	(void)nsexec_write_all(ready, &init, sizeof(init));
+	reap(init);
+	_exit(0);
+}
+
+} // namespace
+
+TEST(direct_rootless, user_namespace_owner_takes_stages)
+{
+	if (geteuid() != 0)
+		GTEST_SKIP() << "needs root to switch to uid " << unprivileged_uid;
+
+	/*
+	 * The caller and the target's creator run as unprivileged_uid in
+	 * processes of their own. The caller writes "RESULT DIRECT", the
+	 * expected lines and the program's lines, separated by "--".
+	 */
+	int result[2];
+	ASSERT_EQ(pipe2(result, O_CLOEXEC), 0);
+	pid_t caller = fork();
+	ASSERT_GE(caller, 0);
+	if (caller == 0) {
+		close(result[0]);
+		int ready[2];
+		if (switch_user(unprivileged_uid) < 0 || pipe2(ready, O_CLOEXEC) < 0)
+			_exit(1);
+		pid_t creator = fork();
+		if (creator == 0) {
+			close(result[1]);
+			run_rootless_target(ready[1]);
+		}
+		close(ready[1]);
+
+		pid_t target = 0;
+		std::string text = "-1 -1\n";
+		if (nsexec_read_all(ready[0], &target, sizeof(target)) == 0) {
+			std::string expected;
+			for (const char *name : { "pid", "user", "uts" })
+				expected += namespace_link(std::to_string(target), name) + "\n";
+			DirectRun run = run_direct(creator, target, CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWUTS, {},
+						   rootless_script, true);
+			text = std::to_string(run.result) + " " + std::to_string(run.pids.direct) + "\n" + expected +
+			       "0\n--\n" + run.output;
+			if (!run.pids.direct && run.result == 0)
+				reap(run.pids.stage1);
+		}
+		(void)nsexec_write_all(result[1], text.data(), text.size());
+		if (target > 0)
+			kill(target, SIGKILL);
+		reap(creator);
+		_exit(0);
+	}
+	close(result[1]);
+	std::string text = read_to_end(result[0]);
+	close(result[0]);
+	EXPECT_EQ(reap(caller), 0);
+
+	std::istringstream lines(text);
+	int spawn_result = -1;
+	int direct = -1;
+	lines >> spawn_result >> direct;
+	ASSERT_EQ(spawn_result, 0) << text;
+	EXPECT_EQ(direct, 0) << "an unprivileged caller may join the PID namespace only from the target's user namespace";
+
+	size_t separator = text.find("--\n");
+	ASSERT_NE(separator, std::string::npos) << text;
+	size_t first_line_end = text.find('\n') + 1;
+	EXPECT_EQ(text.substr(separator + 3), text.substr(first_line_end, separator - first_line_end))
+		<< "the program runs as root in the target's user, PID and UTS namespaces";
 }

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -21,32 +22,6 @@ namespace {
 
 const std::vector<std::string> namespace_names = { "cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts" };
 
-/* The text of the /proc/PID/ns/NAME link, such as "net:[4026531840]", or "". */
-std::string namespace_link(const std::string &pid, const std::string &name)
-{
-	char target[256];
-	std::string path = "/proc/" + pid + "/ns/" + name;
-	ssize_t length = readlink(path.c_str(), target, sizeof(target) - 1);
-	if (length < 0)
-		return "";
-	return std::string(target, static_cast<size_t>(length));
-}
-
-/* The first child of pid whose command is "sleep", or 0. */
-pid_t sleeping_child(pid_t pid)
-{
-	std::string list_path = "/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children";
-	std::ifstream list(list_path);
-	pid_t child;
-	while (list >> child) {
-		std::ifstream comm("/proc/" + std::to_string(child) + "/comm");
-		std::string name;
-		if (comm >> name && name == "sleep")
-			return child;
-	}
-	return 0;
-}
-
 } // namespace
 
 /* Starts the target before each test and kills it afterwards. */
@@ -60,38 +35,14 @@ protected:
 		if (access("/usr/bin/nsenter", X_OK) != 0)
 			GTEST_SKIP() << "/usr/bin/nsenter not found; install util-linux";
 
-		launcher_ = fork();
-		ASSERT_GE(launcher_, 0) << strerror(errno);
-		if (launcher_ == 0) {
-			int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-			if (null < 0 || dup2(null, STDIN_FILENO) < 0)
-				_exit(126);
-			/*
-			 * No --mount-proc: with the target's own /proc mounted, /proc/self
-			 * would not resolve for a program that joined only the mount namespace.
-			 */
-			execl("/usr/bin/unshare", "unshare", "--fork", "--pid", "--mount", "--uts", "--ipc", "--net",
-			      "--cgroup", "--time", "--user", "--map-root-user", "sleep", "600", static_cast<char *>(nullptr));
-			_exit(127);
-		}
-
-		/* unshare forks, and the child execs sleep once every namespace exists. */
-		for (int i = 0; i < 1000 && target_ == 0; i++) {
-			target_ = sleeping_child(launcher_);
-			if (target_ == 0)
-				sleep_ms(10);
-		}
+		/*
+		 * No --mount-proc: with the target's own /proc mounted, /proc/self
+		 * would not resolve for a program that joined only the mount namespace.
+		 */
+		target_process_ = std::make_unique<UnshareSleep>(std::vector<std::string>{
+			"--pid", "--mount", "--uts", "--ipc", "--net", "--cgroup", "--time", "--user", "--map-root-user" });
+		target_ = target_process_->pid();
 		ASSERT_GT(target_, 0) << "unshare did not start sleep within 10 s";
-	}
-
-	void TearDown() override
-	{
-		if (target_ > 0)
-			kill(target_, SIGKILL);
-		if (launcher_ > 0) {
-			kill(launcher_, SIGKILL);
-			reap(launcher_);
-		}
 	}
 
 	/* Runs PROGRAM through nsexec and through nsenter with the same options; both must succeed alike. */
@@ -128,7 +79,7 @@ protected:
 	}
 
 	std::string nsexec_;
-	pid_t launcher_ = 0;
+	std::unique_ptr<UnshareSleep> target_process_;
 	pid_t target_ = 0;
 	CommandResult nsexec_result_;
 	CommandResult nsenter_result_;
