@@ -16,7 +16,9 @@ func fail(_ error: NSExecError) -> Never {
 }
 
 do {
-    var parser = OptionParser(Array(CommandLine.arguments.dropFirst()))
+    var count: Int32 = 0
+    var parser = nsexec_init_arguments(&count).map { OptionParser(argv: $0, count: Int(count)) }
+        ?? OptionParser(argv: CommandLine.unsafeArgv, count: Int(CommandLine.argc))
     switch try parser.parse() {
     case .help:
         print(usage, terminator: "")
