@@ -114,6 +114,37 @@ int nsexec_open_directory(const char *path)
 	return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
+int nsexec_open_proc_directory(pid_t pid, const char *name)
+{
+	char path[64];
+	if (nsexec_proc_path(path, sizeof(path), pid, name) < 0)
+		return -1;
+	return nsexec_open_directory(path);
+}
+
+ssize_t nsexec_read_proc_link(pid_t pid, const char *name, char *buffer, size_t size)
+{
+	char path[64];
+	if (nsexec_proc_path(path, sizeof(path), pid, name) < 0)
+		return -1;
+	ssize_t length = readlink(path, buffer, size);
+	if (length >= 0 && (size_t)length == size) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return length;
+}
+
+const char *nsexec_environment_entry(const char *name)
+{
+	size_t length = strlen(name);
+	for (char **entry = environ; entry && *entry; entry++) {
+		if (strncmp(*entry, name, length) == 0 && (*entry)[length] == '=')
+			return *entry;
+	}
+	return NULL;
+}
+
 int nsexec_signalfd(const sigset_t *mask)
 {
 	return signalfd(-1, mask, SFD_CLOEXEC);

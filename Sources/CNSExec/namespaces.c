@@ -117,7 +117,8 @@ int nsexec_open_namespace_file(const char *path)
 static int open_namespace_directory(const char *process)
 {
 	char path[64];
-	snprintf(path, sizeof(path), "/proc/%s/ns", process);
+	if (nsexec_concat(path, sizeof(path), "/proc/", process, "/ns", (const char *)NULL) < 0)
+		return -1;
 	return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
 }
 
@@ -141,7 +142,7 @@ int nsexec_namespaces_differing(pid_t pid, uint32_t *differing, uint32_t *failed
 
 	*differing = 0;
 	*failed = 0;
-	snprintf(process, sizeof(process), "%d", (int)pid);
+	(void)nsexec_format_unsigned(process, sizeof(process), (unsigned long)pid);
 	int theirs_directory = open_namespace_directory(process);
 	if (theirs_directory < 0) {
 		if (errno == ENOENT)

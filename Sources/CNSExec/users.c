@@ -117,8 +117,9 @@ int nsexec_lookup_user(int root_fd, const char *name, struct nsexec_user *user)
 		return -1;
 	}
 	user->has_entry = true;
-	if (count >= 6)
-		snprintf(user->home, sizeof(user->home), "%s", fields[5]);
+	/* A home too long for the entry is left empty, and the program gets HOME=/. */
+	if (count >= 6 && nsexec_concat(user->home, sizeof(user->home), fields[5], (const char *)NULL) < 0)
+		user->home[0] = '\0';
 	return 0;
 }
 

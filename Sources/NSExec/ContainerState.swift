@@ -115,6 +115,6 @@ struct ContainerState {
             _ = close(pidfd)
             throw NSExecError(.target, "container \(id) is paused (state \(path)); resume it with \(runtime.rawValue) resume \(id)")
         }
-        return ResolvedTarget(pid: pid, pidfd: pidfd, label: "container \(id) (pid \(pid))", container: self)
+        return ResolvedTarget(pid: pid, pidfd: pidfd, containerID: id)
     }
 }

@@ -1,3 +1,4 @@
+import CNSExec
 import Glibc
 
 /// Small file helpers on raw syscalls, so that the CLI's path needs no Foundation.
@@ -37,17 +38,19 @@ enum FileIO {
     /// Reads from fd until end of file or limit bytes.
     static func read(fd: Int32, limit: Int = 1 << 20) -> [UInt8]? {
         var result: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while result.count < limit {
-            let count = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 {
-                if errno == EINTR { continue }
-                return nil
+        let chunkSize = 4096
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: chunkSize) { chunk -> [UInt8]? in
+            while result.count < limit {
+                let count = Glibc.read(fd, chunk.baseAddress, min(chunkSize, limit - result.count))
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    return nil
+                }
+                if count == 0 { break }
+                result.append(contentsOf: UnsafeBufferPointer(rebasing: chunk[0..<count]))
             }
-            if count == 0 { break }
-            result.append(contentsOf: chunk[0..<count])
+            return result
         }
-        return result
     }
 
     /// Reads a whole file as UTF-8 text.
@@ -79,6 +82,41 @@ enum FileIO {
         let count = readlink(path, &buffer, 4096)
         guard count >= 0 else { return nil }
         return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Creates a close-on-exec pipe; returns nil with errno set when that fails.
+    static func pipe() -> (read: Int32, write: Int32)? {
+        var fds: (Int32, Int32) = (-1, -1)
+        let result = withUnsafeMutablePointer(to: &fds) {
+            $0.withMemoryRebound(to: Int32.self, capacity: 2) { nsexec_pipe_cloexec($0) }
+        }
+        return result == 0 ? (fds.0, fds.1) : nil
+    }
+
+    /// Reads the link /proc/PID/NAME, such as a process's cwd, or returns nil. Tries a small
+    /// buffer first: a 4 KiB one would cost a stack page fault on every run.
+    static func readProcLink(pid: Int32, name: StaticString) -> String? {
+        let cName = UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self)
+        func read(capacity: Int) -> String? {
+            withUnsafeTemporaryAllocation(of: CChar.self, capacity: capacity) { buffer in
+                let count = nsexec_read_proc_link(pid, cName, buffer.baseAddress, buffer.count)
+                guard count >= 0 else { return nil }
+                return string(UnsafeRawBufferPointer(start: buffer.baseAddress, count: count))
+            }
+        }
+        if let text = read(capacity: 256) { return text }
+        return errno == ENAMETOOLONG ? read(capacity: Int(PATH_MAX)) : nil
+    }
+
+    /// Returns a String of the bytes of a NUL-terminated C string, invalid UTF-8 repaired.
+    static func string(cString: UnsafePointer<CChar>) -> String {
+        string(UnsafeRawBufferPointer(start: cString, count: strlen(cString)))
+    }
+
+    /// Returns a String of bytes, invalid UTF-8 repaired. The library's hot path makes every
+    /// String from C data here, so that it runs one copy of the standard library's decoding code.
+    static func string(_ bytes: UnsafeRawBufferPointer) -> String {
+        String(decoding: bytes.assumingMemoryBound(to: UInt8.self), as: UTF8.self)
     }
 
     /// Returns the errno text for a value.

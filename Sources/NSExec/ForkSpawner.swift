@@ -7,17 +7,17 @@ import Glibc
 struct ForkSpawner {
     var spec: ExecSpec
     var plan: Plan
-    var terminal: TerminalSession?
+    var terminal: TerminalSession
 
     func spawn() throws -> StartedStages {
-        var report: [Int32] = [-1, -1]
-        guard nsexec_pipe_cloexec(&report) == 0 else { throw NSExecError.system("cannot create the report pipe") }
+        guard let report = FileIO.pipe() else { throw NSExecError.system("cannot create the report pipe") }
         var keepReport = false
-        defer { if !keepReport { close(report[0]) } }
+        defer { if !keepReport { close(report.read) } }
 
         let argv = CStringArray(plan.arguments)
         let envp = CStringArray(plan.environment)
-        let strings = CStringPool()
+        // The pool takes one path per namespace file and the four strings below.
+        let strings = CStringPool(capacity: plan.fileJoins.count + 4)
 
         var config = nsexec_config()
         nsexec_config_init(&config)
@@ -43,47 +43,50 @@ struct ForkSpawner {
         process.set_home = true
         process.stdio = (spec.standardInput ?? -1, spec.standardOutput ?? -1, spec.standardError ?? -1)
         for fd in plan.cgroupFDs { nsexec_process_add_cgroup_fd(&process, fd) }
-        if let terminal {
+        if terminal.isActive {
             process.tty_socket = terminal.stageSocket
             process.host_ptmx_fd = terminal.hostPtmx
         }
 
         // The program starts with no signal blocked, as with runc exec, whatever the caller blocks.
-        var started = StartedStages(stage2: -1, others: [])
+        var started = StartedStages(stage2: -1, others: [], target: plan.target)
         if spec.forwardSignals {
             let (blocked, saved) = blockForwardedSignals()
-            started.forwarded = blocked
+            started.forwarding = true
+            started.blocked = blocked
             started.savedMask = saved
         }
 
         var pids = nsexec_stage_pids()
-        var error = [CChar](repeating: 0, count: 1024)
-        let result = withExtendedLifetime((argv, envp, strings)) { () -> Int32 in
-            process.argv = UnsafePointer(argv.pointers)
-            process.envp = UnsafePointer(envp.pointers)
-            return nsexec_spawn_inline(&config, &process, report[1], &pids, &error, error.count)
+        let errorCapacity = 1024
+        let (result, errorText) = withUnsafeTemporaryAllocation(of: CChar.self, capacity: errorCapacity) { error in
+            error[0] = 0
+            let result = withExtendedLifetime((argv, envp, strings)) { () -> Int32 in
+                process.argv = UnsafePointer(argv.pointers)
+                process.envp = UnsafePointer(envp.pointers)
+                return nsexec_spawn_inline(&config, &process, report.write, &pids, error.baseAddress, errorCapacity)
+            }
+            return (result, result < 0 ? String(cString: error.baseAddress!) : "")
         }
-        close(report[1])
-        terminal?.closeStageEnds()
+        close(report.write)
+        terminal.closeStageEnds()
 
-        started.targetPidfd = plan.target.pidfd
-        started.targetLabel = plan.target.label
-        if result == 0 && pids.direct && terminal == nil {
+        if result == 0 && pids.direct && !terminal.isActive {
             // The direct child can fail only by exiting, so its report is read after the
             // program ends: the supervisor then wakes once per run, not at the exec too.
             keepReport = true
-            started.pendingReport = report[0]
+            started.pendingReport = report.read
             started.stage2 = pids.stage2
             return started
         }
 
         // Stage errors arrive here; EOF comes when stage 2 execs or every stage exits.
-        let records = StageReport.read(fd: report[0])
+        let records = StageReport.read(fd: report.read)
         if result < 0 || records.error != nil {
-            if started.forwarded != nil { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }
+            if started.forwarding { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }
             for pid in Set(records.pids + [pids.stage2, pids.stage1]) where pid > 0 { reap(pid) }
             if records.error == nil {
-                throw NSExecError(.stage, "cannot enter \(plan.target.label): " + error.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+                throw NSExecError(.stage, "cannot enter \(plan.target.label): " + errorText)
             }
             throw records.failure(prefix: "")
         }
@@ -91,14 +94,14 @@ struct ForkSpawner {
         // On the direct path, the child reports once it is in every namespace. A death
         // before that is a failed entry, not the program's end.
         if pids.direct && !records.entered {
-            if started.forwarded != nil { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }
+            if started.forwarding { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }
             reap(pids.stage2)
             throw started.directChildFailure()
         }
 
         started.stage2 = pids.stage2
         if pids.stage1 != pids.stage2 { started.others = [pids.stage1] }
-        if let terminal { started.ttyMaster = try terminal.receiveMaster() }
+        if terminal.isActive { started.ttyMaster = try terminal.receiveMaster() }
         return started
     }
 }

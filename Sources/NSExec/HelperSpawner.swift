@@ -7,7 +7,7 @@ import Glibc
 struct HelperSpawner {
     var spec: ExecSpec
     var plan: Plan
-    var terminal: TerminalSession?
+    var terminal: TerminalSession
 
     /// Child fd numbers: the init pipe and the log pipe, then every other passed fd.
     static let initPipeFD: Int32 = 3
@@ -77,19 +77,20 @@ struct HelperSpawner {
             process.append(type: NSEXEC_PROCESS_LOOKUP_ROOT_ATTR, uint32: UInt32(pass(plan.lookupRootFD)))
         }
         for fd in plan.cgroupFDs { process.append(type: NSEXEC_PROCESS_CGROUP_ATTR, uint32: UInt32(pass(fd))) }
-        if let terminal { process.append(type: NSEXEC_PROCESS_TTY_ATTR, uint32: UInt32(pass(terminal.stageSocket))) }
+        if terminal.isActive { process.append(type: NSEXEC_PROCESS_TTY_ATTR, uint32: UInt32(pass(terminal.stageSocket))) }
 
-        var started = StartedStages(stage2: -1, others: [])
+        var started = StartedStages(stage2: -1, others: [], target: plan.target)
         if spec.forwardSignals {
             let (blocked, saved) = blockForwardedSignals()
-            started.forwarded = blocked
+            started.forwarding = true
+            started.blocked = blocked
             started.savedMask = saved
         }
 
         let stage0 = try launch(helper: helper, passed: passed)
         for fd in opened { close(fd) }
         opened = []
-        terminal?.closeStageEnds()
+        terminal.closeStageEnds()
 
         // Both messages go at once: stage 0 reads exactly the first, stage 2 the second.
         guard FileIO.writeAll(fd: initPipe[0], bootstrap.encoded() + process.encoded()) else {
@@ -101,7 +102,7 @@ struct HelperSpawner {
         let records = StageReport.read(fd: initPipe[0])
         let stage0Status = reap(stage0)
         if records.error != nil || records.stage2 == nil {
-            if started.forwarded != nil { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }
+            if started.forwarding { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }
             for pid in Set(records.pids + [records.stage1 ?? 0, records.stage2 ?? 0]) where pid > 0 { reap(pid) }
             if records.error == nil {
                 let how = stage0Status.map { Termination(waitStatus: $0).description } ?? "in an unknown way"
@@ -112,7 +113,7 @@ struct HelperSpawner {
 
         started.stage2 = records.stage2 ?? -1
         started.others = records.stage1.map { [$0] } ?? []
-        if let terminal { started.ttyMaster = try terminal.receiveMaster() }
+        if terminal.isActive { started.ttyMaster = try terminal.receiveMaster() }
         return started
     }
 

@@ -49,7 +49,7 @@ struct NamespaceFlags {
 }
 
 /// The default search path inside a container, as runc and Docker set it.
-let defaultSearchPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+let defaultPathEntry = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 extension ExecSpec {
     /// Resolves the target and opens everything the stages need; throws before any stage starts.
@@ -117,7 +117,7 @@ extension ExecSpec {
             }
         }
 
-        for namespace in Namespace.allCases {
+        try Namespace.forEach { namespace in
             // A namespace option overrides --all, and of several for one type the last wins.
             let file: String?
             if let request = namespaces.last(where: { $0.namespace == namespace }) {
@@ -125,12 +125,12 @@ extension ExecSpec {
             } else if differing & namespace.cloneFlag != 0 {
                 file = nil
             } else {
-                continue
+                return
             }
             plan.entered.insert(namespace)
             guard let file else {
                 plan.pidfdFlags |= namespace.cloneFlag
-                continue
+                return
             }
             // Opens nothing but a regular file, so that a FIFO or a device given by mistake is harmless.
             let fd = nsexec_open_namespace_file(file)
@@ -159,12 +159,12 @@ extension ExecSpec {
         switch root {
         case .target:
             guard mountEntered else { break }
-            plan.rootFD = nsexec_open_directory("/proc/\(pid)/root")
+            plan.rootFD = nsexec_open_proc_directory(pid, "root")
             guard plan.rootFD >= 0 else {
                 throw NSExecError(.target, "cannot open the root of \(plan.target.label): \(FileIO.errorText(errno))")
             }
         case .path(let dir):
-            let targetRoot = nsexec_open_directory("/proc/\(pid)/root")
+            let targetRoot = nsexec_open_proc_directory(pid, "root")
             guard targetRoot >= 0 else {
                 throw NSExecError(.target, "cannot open the root of \(plan.target.label): \(FileIO.errorText(errno))")
             }
@@ -177,7 +177,7 @@ extension ExecSpec {
 
         // Names resolve in the target's /etc/passwd and /etc/group, never the host's.
         if plan.rootFD < 0 && (user != nil || group != nil) {
-            plan.lookupRootFD = nsexec_open_directory("/proc/\(pid)/root")
+            plan.lookupRootFD = nsexec_open_proc_directory(pid, "root")
             guard plan.lookupRootFD >= 0 else {
                 throw NSExecError(.target, "cannot open the root of \(plan.target.label): \(FileIO.errorText(errno))")
             }
@@ -185,7 +185,7 @@ extension ExecSpec {
 
         if case .target = workingDirectory, mountEntered {
             // The target's cwd as a path from its own root, or "/" when it cannot be read.
-            plan.targetCwd = FileIO.readLink("/proc/\(pid)/cwd") ?? "/"
+            plan.targetCwd = FileIO.readProcLink(pid: pid, name: "cwd") ?? "/"
         }
     }
 
@@ -199,8 +199,8 @@ extension ExecSpec {
         var result: [String]
         switch environmentSource {
         case .clean:
-            result = ["PATH=\(defaultSearchPath)"]
-            if let term = getenv("TERM") { result.append("TERM=\(String(cString: term))") }
+            result = [defaultPathEntry]
+            if let term = nsexec_environment_entry("TERM") { result.append(FileIO.string(cString: term)) }
         case .target:
             guard let bytes = FileIO.read("/proc/\(pid)/environ") else {
                 throw NSExecError(.target, "cannot read the environment of pid \(pid) (/proc/\(pid)/environ): \(FileIO.errorText(errno))")

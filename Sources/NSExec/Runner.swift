@@ -14,8 +14,8 @@ public enum NSExec {
         case .fork, .helper: mode = spec.spawnMode
         }
 
-        let terminal = spec.tty ? try TerminalSession.prepare() : nil
-        defer { terminal?.close() }
+        let terminal = spec.tty ? try TerminalSession.prepare() : TerminalSession.inactive()
+        defer { terminal.close() }
 
         let started = mode == .fork
             ? try ForkSpawner(spec: spec, plan: plan, terminal: terminal).spawn()
@@ -37,20 +37,31 @@ public enum NSExec {
 
 /// Stage 2 running (or about to exec), with what the supervisor needs to wait for it.
 struct StartedStages {
+    init(stage2: Int32, others: [Int32], target: ResolvedTarget) {
+        self.stage2 = stage2
+        self.others = others
+        targetPID = target.pid
+        targetPidfd = target.pidfd
+        targetContainerID = target.containerID
+    }
+
     var stage2: Int32
     /// Other children to reap: stage 0 (helper path) and stage 1.
     var others: [Int32]
     /// The pty master, with --tty.
     var ttyMaster: Int32 = -1
-    /// Signals blocked for forwarding, with the mask to restore afterwards.
-    var forwarded: sigset_t?
+    /// Signals blocked for forwarding, with the mask to restore afterwards. Plain fields,
+    /// not a sigset_t?: copying an Optional of it goes through runtime metadata.
+    var forwarding = false
+    var blocked = sigset_t()
     var savedMask = sigset_t()
     /// On the direct path, the report pipe, read once the program has ended: one wakeup
     /// of the supervisor per run instead of two. -1 when the report was read at the start.
     var pendingReport: Int32 = -1
-    /// The target's pidfd and label, for the error when the direct child never got in.
-    var targetPidfd: Int32 = -1
-    var targetLabel = ""
+    /// The target, for the error when the direct child never got in.
+    var targetPID: Int32
+    var targetPidfd: Int32
+    var targetContainerID: String?
 }
 
 extension StartedStages {
@@ -59,7 +70,8 @@ extension StartedStages {
         // A PID namespace's init kills the processes in it before it counts as exited, and
         // waits until they are reaped. The child is reaped by now, so the exit follows.
         let targetExited = targetPidfd >= 0 && nsexec_pidfd_exited(targetPidfd, 200)
-        return NSExecError(.stage, "cannot enter \(targetLabel): " + (targetExited
+        let label = ResolvedTarget.label(pid: targetPID, containerID: targetContainerID)
+        return NSExecError(.stage, "cannot enter \(label): " + (targetExited
             ? "the target process exited while nsexec joined it; start it again or pick a running one"
             : "stage 2 exited before it started"))
     }
@@ -83,29 +95,39 @@ struct StageReport {
     static func read(fd: Int32) -> StageReport {
         var report = StageReport()
         let bytes = FileIO.read(fd: fd, limit: 1 << 16) ?? []
-        for line in bytes.split(separator: UInt8(ascii: "\n")) {
-            // The CLI's only record when a run works. Matching it without the JSON parser keeps
-            // Dictionary off the CLI's path: its first use scans every protocol conformance
-            // in the binary.
-            if line.elementsEqual("{\"entered\":true}".utf8) {
-                report.entered = true
-                continue
-            }
-            guard let record = try? JSONParser.parse(Array(line)) else {
-                report.error = report.error ?? "a stage wrote an unreadable record: \(String(decoding: line, as: UTF8.self))"
-                continue
-            }
-            if let pid = record["stage1_pid"]?.integerValue { report.stage1 = Int32(pid) }
-            if let pid = record["stage2_pid"]?.integerValue { report.stage2 = Int32(pid) }
-            if let message = record["error"]?.stringValue, report.error == nil {
-                report.error = message
-                report.status = Int32(record["status"]?.integerValue ?? 125)
-            }
-            if case .array(let pids)? = record["pids"] {
-                report.pids += pids.compactMap { $0.integerValue }.filter { $0 > 0 }.map { Int32($0) }
-            }
+        // Lines by index, not split(separator:): an array of slices would instantiate
+        // generic metadata on the CLI's path.
+        var start = 0
+        while start < bytes.count {
+            var end = start
+            while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+            if end > start { report.add(line: bytes[start..<end]) }
+            start = end + 1
         }
         return report
+    }
+
+    private mutating func add(line: ArraySlice<UInt8>) {
+        // The CLI's only record when a run works. Matching it without the JSON parser keeps
+        // Dictionary off the CLI's path: its first use scans every protocol conformance
+        // in the binary.
+        if line.elementsEqual("{\"entered\":true}".utf8) {
+            entered = true
+            return
+        }
+        guard let record = try? JSONParser.parse(Array(line)) else {
+            error = error ?? "a stage wrote an unreadable record: \(String(decoding: line, as: UTF8.self))"
+            return
+        }
+        if let pid = record["stage1_pid"]?.integerValue { stage1 = Int32(pid) }
+        if let pid = record["stage2_pid"]?.integerValue { stage2 = Int32(pid) }
+        if let message = record["error"]?.stringValue, error == nil {
+            error = message
+            status = Int32(record["status"]?.integerValue ?? 125)
+        }
+        if case .array(let pids)? = record["pids"] {
+            self.pids += pids.compactMap { $0.integerValue }.filter { $0 > 0 }.map { Int32($0) }
+        }
     }
 
     /// Builds the error to throw for a failed record.
@@ -138,7 +160,7 @@ final class CStringArray {
     init(_ strings: [String]) {
         count = strings.count
         pointers = .allocate(capacity: strings.count + 1)
-        for (index, string) in strings.enumerated() { pointers[index] = strdup(string) }
+        for index in 0..<strings.count { pointers[index] = duplicate(strings[index]) }
         pointers[strings.count] = nil
     }
 
@@ -150,20 +172,38 @@ final class CStringArray {
     }
 }
 
-/// NUL-terminated copies of strings that live as long as the pool.
+/// NUL-terminated copies of up to `capacity` strings that live as long as the pool. Plain
+/// memory, not an array: an array of pointers would instantiate generic metadata, which
+/// costs the CLI more than the rest of its setup.
 final class CStringPool {
-    private var copies: [UnsafeMutablePointer<CChar>] = []
+    private let copies: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+    private let capacity: Int
+    private var count = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        copies = .allocate(capacity: capacity)
+    }
 
     /// Returns a copy of value, or nil for nil.
     func add(_ value: String?) -> UnsafePointer<CChar>? {
-        guard let value, let copy = strdup(value) else { return nil }
-        copies.append(copy)
+        precondition(count < capacity, "CStringPool holds \(capacity) strings")
+        guard let value, let copy = duplicate(value) else { return nil }
+        copies[count] = copy
+        count += 1
         return UnsafePointer(copy)
     }
 
     deinit {
-        for copy in copies { free(copy) }
+        for index in 0..<count { free(copies[index]) }
+        copies.deallocate()
     }
+}
+
+/// strdup of a String. withCString reads a native String in place, where passing the
+/// String as a pointer argument copies small strings into a new array first.
+private func duplicate(_ string: String) -> UnsafeMutablePointer<CChar>? {
+    string.withCString { strdup($0) }
 }
 
 /// Blocks the forwarded signals in the caller; stage 2 restores the saved mask before exec.

@@ -4,13 +4,14 @@ import Glibc
 /// Waits for the program: reaps the other stages, forwards signals, relays the terminal.
 struct Supervisor {
     var started: StartedStages
-    var terminal: TerminalSession?
+    var terminal: TerminalSession
 
     func wait() throws -> Termination {
         for pid in started.others { reap(pid) }
 
         var signalFD: Int32 = -1
-        if var blocked = started.forwarded {
+        if started.forwarding {
+            var blocked = started.blocked
             signalFD = nsexec_signalfd(&blocked)
         }
         let pidfd = nsexec_pidfd_open(started.stage2)
@@ -20,13 +21,14 @@ struct Supervisor {
             if pidfd >= 0 { close(pidfd) }
             if started.pendingReport >= 0 { close(started.pendingReport) }
             if started.ttyMaster >= 0 { close(started.ttyMaster) }
-            if var saved = Optional(started.savedMask), started.forwarded != nil {
+            if started.forwarding {
+                var saved = started.savedMask
                 pthread_sigmask(SIG_SETMASK, &saved, nil)
             }
         }
 
-        if started.ttyMaster >= 0 { terminal?.enterRawMode() }
-        defer { terminal?.restore() }
+        if started.ttyMaster >= 0 { terminal.enterRawMode() }
+        defer { terminal.restore() }
 
         if pidfd >= 0 && (signalFD >= 0 || started.ttyMaster >= 0) {
             relay(pidfd: pidfd, signalFD: signalFD)
@@ -48,25 +50,29 @@ struct Supervisor {
     private func relay(pidfd: Int32, signalFD: Int32) {
         let master = started.ttyMaster
         var inputOpen = master >= 0
-        var buffer = [UInt8](repeating: 0, count: 16384)
+        // Only a terminal session copies data. The fds are a tuple, not an array: a
+        // [pollfd] instantiates generic metadata, about as costly as the rest of the wait.
+        var buffer = master >= 0 ? [UInt8](repeating: 0, count: 16384) : []
 
         while true {
-            var fds = [pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0),
+            var fds = (pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: signalFD, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: master, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: inputOpen ? 0 : -1, events: Int16(POLLIN), revents: 0)]
-            let ready = poll(&fds, nfds_t(fds.count), -1)
+                       pollfd(fd: inputOpen ? 0 : -1, events: Int16(POLLIN), revents: 0))
+            let ready = withUnsafeMutablePointer(to: &fds) {
+                $0.withMemoryRebound(to: pollfd.self, capacity: 4) { poll($0, 4, -1) }
+            }
             if ready < 0 {
                 if errno == EINTR { continue }
                 return
             }
 
-            if fds[1].revents & Int16(POLLIN) != 0 { forwardSignal(signalFD: signalFD, pidfd: pidfd) }
-            if fds[2].revents != 0 {
+            if fds.1.revents & Int16(POLLIN) != 0 { forwardSignal(signalFD: signalFD, pidfd: pidfd) }
+            if fds.2.revents != 0 {
                 let count = read(master, &buffer, buffer.count)
                 if count > 0 { FileIO.writeAll(fd: 1, Array(buffer[0..<count])) }
             }
-            if fds[3].revents != 0 {
+            if fds.3.revents != 0 {
                 let count = read(0, &buffer, buffer.count)
                 if count > 0 {
                     FileIO.writeAll(fd: master, Array(buffer[0..<count]))
@@ -74,7 +80,7 @@ struct Supervisor {
                     inputOpen = false
                 }
             }
-            if fds[0].revents != 0 { return }
+            if fds.0.revents != 0 { return }
         }
     }
 
@@ -84,7 +90,7 @@ struct Supervisor {
 
         // With a pty, the kernel sends SIGWINCH itself once the window size changes.
         if signal == SIGWINCH, started.ttyMaster >= 0 {
-            terminal?.copyWindowSize(to: started.ttyMaster)
+            terminal.copyWindowSize(to: started.ttyMaster)
             return
         }
         _ = nsexec_pidfd_send_signal(pidfd, signal)

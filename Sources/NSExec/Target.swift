@@ -15,10 +15,17 @@ struct ResolvedTarget {
     var pid: Int32
     /// A pidfd of the process, close-on-exec.
     var pidfd: Int32
-    /// "pid N" or "container ID (pid N)", for error messages.
-    var label: String
-    /// The container's state file, when the target is a container.
-    var container: ContainerState?
+    /// The container's id, when the target is a container.
+    var containerID: String?
+
+    /// "pid N" or "container ID (pid N)", for error messages. Built when a message needs
+    /// it, because formatting the pid touches code that a successful run never needs.
+    var label: String { Self.label(pid: pid, containerID: containerID) }
+
+    static func label(pid: Int32, containerID: String?) -> String {
+        guard let containerID else { return "pid \(pid)" }
+        return "container \(containerID) (pid \(pid))"
+    }
 
     func close() {
         _ = Glibc.close(pidfd)
@@ -41,7 +48,7 @@ extension Target {
                 }
                 throw NSExecError.system("cannot open a pidfd for pid \(pid)", errno: error)
             }
-            return ResolvedTarget(pid: pid, pidfd: pidfd, label: "pid \(pid)", container: nil)
+            return ResolvedTarget(pid: pid, pidfd: pidfd, containerID: nil)
 
         case .container(let id, let runtimeRoot):
             let state = try ContainerState.load(id: id, runtimeRoot: runtimeRoot)

@@ -3,7 +3,13 @@ import Glibc
 
 /// The supervisor's side of `--tty`: a socket on which stage 2 sends the pty master,
 /// the caller's terminal in raw mode, and the relay between the two.
+///
+/// A run without --tty gets an inactive session, whose methods do nothing, rather than a
+/// nil: the compiler copies a TerminalSession? through runtime metadata, which costs the
+/// CLI a generic metadata instantiation.
 final class TerminalSession {
+    /// Whether the run has a terminal: false for the session that `inactive()` returns.
+    let isActive: Bool
     /// The end of the socketpair that stage 2 sends the master on.
     private(set) var stageSocket: Int32 = -1
     private var supervisorSocket: Int32 = -1
@@ -11,8 +17,17 @@ final class TerminalSession {
     private(set) var hostPtmx: Int32 = -1
     private var savedAttributes: termios?
 
+    private init(active: Bool) {
+        isActive = active
+    }
+
+    /// Returns a session for a run without a terminal.
+    static func inactive() -> TerminalSession {
+        TerminalSession(active: false)
+    }
+
     static func prepare() throws -> TerminalSession {
-        let session = TerminalSession()
+        let session = TerminalSession(active: true)
         var sockets: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &sockets) == 0 else {
             throw NSExecError.system("cannot create the terminal socketpair")

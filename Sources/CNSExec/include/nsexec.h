@@ -438,6 +438,42 @@ int nsexec_open_in_root(int root_fd, const char *path);
 /* Opens a directory as O_PATH | O_DIRECTORY | O_CLOEXEC. Returns the fd, or -1 with errno. */
 int nsexec_open_directory(const char *path);
 
+/* ---- text.c: paths and entries without snprintf ----------------------------- */
+
+/*
+ * Writes value in decimal and a NUL into out. Returns the length, or -1 with
+ * errno ENAMETOOLONG when it does not fit.
+ */
+int nsexec_format_unsigned(char *out, size_t size, unsigned long value);
+
+/*
+ * Writes the concatenation of the strings that follow size, up to a NULL
+ * (cast to const char *), and a NUL into out. Returns the length, or -1 with
+ * errno ENAMETOOLONG when it does not fit.
+ */
+int nsexec_concat(char *out, size_t size, ...);
+
+/* Writes "/proc/PID/NAME" into out, as nsexec_concat does; pid must be positive. */
+int nsexec_proc_path(char *out, size_t size, pid_t pid, const char *name);
+
+/*
+ * /proc/PID/NAME for the Swift side, which would otherwise format the pid
+ * with the standard library's integer printing, pages of code that the CLI
+ * touches nowhere else. nsexec_open_proc_directory opens it as
+ * nsexec_open_directory does. nsexec_read_proc_link reads the link into
+ * buffer without a NUL and returns its length, or -1 with errno set. A link
+ * that fills the whole buffer may be cut, so it fails with ENAMETOOLONG.
+ */
+int nsexec_open_proc_directory(pid_t pid, const char *name);
+ssize_t nsexec_read_proc_link(pid_t pid, const char *name, char *buffer, size_t size);
+
+/*
+ * Returns the caller's environment entry "NAME=VALUE" for name, or NULL.
+ * The CLI copies the entry whole instead of joining NAME, "=" and getenv's
+ * value in Swift.
+ */
+const char *nsexec_environment_entry(const char *name);
+
 /* A close-on-exec signalfd for mask, and one read from it: the signal number, or -1. */
 int nsexec_signalfd(const sigset_t *mask);
 int nsexec_signalfd_read(int fd);
