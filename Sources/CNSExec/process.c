@@ -21,9 +21,6 @@
 #include "nsexec_tty.h"
 #include "users.h"
 
-/* The maximum number of variables copied on the stage 2 stack (8 bytes each). Larger copies go on the heap. */
-#define STACK_ENVIRONMENT_ENTRIES 4096
-
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 static void join_cgroups(const struct nsexec_process *process)
@@ -128,7 +125,7 @@ static void switch_credentials(const struct nsexec_process *process, struct nsex
 	} else {
 		/* Still look up the user for HOME, quietly. */
 		char self[16];
-		snprintf(self, sizeof(self), "%u", process->entered_user_namespace ? 0u : (unsigned)getuid());
+		(void)nsexec_format_unsigned(self, sizeof(self), process->entered_user_namespace ? 0ul : (unsigned long)getuid());
 		if (nsexec_lookup_user(process->lookup_root_fd, self, user) < 0)
 			memset(user, 0, sizeof(*user));
 		uid = user->uid;
@@ -218,8 +215,7 @@ static void setup_fds(const struct nsexec_process *process)
 	}
 }
 
-/* The entries of envp, not counting the closing NULL. */
-static size_t count_entries(char *const *envp)
+size_t nsexec_environment_count(char *const *envp)
 {
 	size_t count = 0;
 	while (envp[count] != NULL)
@@ -229,9 +225,7 @@ static size_t count_entries(char *const *envp)
 
 /*
  * Returns envp, with HOME added from the passwd entry when it lacks one. The
- * copy lives in storage (count + 2 pointers) and home, both on the caller's
- * stack where they fit, because stage 2 may share the supervisor's memory.
- * Heap blocks allocated there stay behind in the supervisor after the exec.
+ * copy lives in storage (count + 2 pointers) and home, which the caller owns.
  */
 static char *const *environment(const struct nsexec_process *process, const struct nsexec_user *user, char **storage,
 				size_t count, char *home, size_t home_size)
@@ -244,7 +238,9 @@ static char *const *environment(const struct nsexec_process *process, const stru
 	}
 
 	memcpy(storage, process->envp, count * sizeof(char *));
-	snprintf(home, home_size, "HOME=%s", user->has_entry && user->home[0] != '\0' ? user->home : "/");
+	const char *directory = user->has_entry && user->home[0] != '\0' ? user->home : "/";
+	/* home has room for sizeof(user->home) + 5 bytes, so the entry always fits. */
+	(void)nsexec_concat(home, home_size, "HOME=", directory, (const char *)NULL);
 	storage[count] = home;
 	storage[count + 1] = NULL;
 	return storage;
@@ -310,6 +306,17 @@ __attribute__((noreturn)) static void execute(char *const *argv, char *const *en
 
 void nsexec_exec_process(const struct nsexec_process *process)
 {
+	/* A stage of its own: the block goes away with the exec. */
+	size_t count = nsexec_environment_count(process->envp);
+	char **storage = calloc(count + 2, sizeof(char *));
+	if (storage == NULL)
+		nsexec_fail(NSEXEC_EXIT_FAILURE, ENOMEM, NULL, "cannot copy the program's environment of %zu variables",
+			    count);
+	nsexec_exec_process_in(process, storage);
+}
+
+void nsexec_exec_process_in(const struct nsexec_process *process, char **storage)
+{
 	struct nsexec_user user;
 
 	if (process->argv == NULL || process->argv[0] == NULL || process->argv[0][0] == '\0')
@@ -329,13 +336,7 @@ void nsexec_exec_process(const struct nsexec_process *process)
 	if (change_cwd)
 		change_directory(process, cwd_fd);
 	setup_fds(process);
-	size_t count = count_entries(process->envp);
-	char *stack_storage[STACK_ENVIRONMENT_ENTRIES + 2];
-	char **storage = stack_storage;
-	/* NOTE: on the direct path this block stays allocated in the supervisor; only huge environments get here. */
-	if (count > STACK_ENVIRONMENT_ENTRIES && (storage = calloc(count + 2, sizeof(char *))) == NULL)
-		nsexec_fail(NSEXEC_EXIT_FAILURE, ENOMEM, NULL, "cannot copy the program's environment of %zu variables",
-			    count);
+	size_t count = nsexec_environment_count(process->envp);
 	char home[sizeof(user.home) + 5];
 	char *const *envp = environment(process, &user, storage, count, home, sizeof(home));
 

@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/mman.h>
@@ -549,6 +550,8 @@ static bool joins_user_or_time(const struct nsexec_config *config)
 struct direct_child {
 	const struct nsexec_config *config;
 	const struct nsexec_process *process;
+	/* The program's environment block, allocated by the supervisor. */
+	char **environment;
 	int report_fd;
 	/* getppid() as the child must see it while the supervisor lives. */
 	pid_t supervisor;
@@ -598,7 +601,7 @@ static int run_direct_child(void *arg)
 		_exit(NSEXEC_EXIT_FAILURE);
 	nsexec_log(NSEXEC_LOG_DEBUG, "in the target namespaces");
 
-	nsexec_exec_process(child->process);
+	nsexec_exec_process_in(child->process, child->environment);
 }
 
 /*
@@ -639,10 +642,17 @@ int nsexec_run_direct(const struct nsexec_config *config, const struct nsexec_pr
 	if (prepare_stage0(config, error, error_size) < 0)
 		return -1;
 
+	size_t environment_count = nsexec_environment_count(process->envp);
+	char **environment = calloc(environment_count + 2, sizeof(char *));
+	if (environment == NULL) {
+		nsexec_format_error(error, error_size, ENOMEM, NULL, "cannot copy the program's environment");
+		return -1;
+	}
 	void *stack = mmap(NULL, DIRECT_CHILD_STACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
 			   -1, 0);
 	if (stack == MAP_FAILED) {
 		nsexec_format_error(error, error_size, errno, NULL, "cannot allocate the stack of stage 2");
+		free(environment);
 		return -1;
 	}
 
@@ -656,6 +666,7 @@ int nsexec_run_direct(const struct nsexec_config *config, const struct nsexec_pr
 		own_pid_namespace = enter_pid_namespace_for_children(config, error, error_size);
 		if (own_pid_namespace < 0) {
 			(void)munmap(stack, DIRECT_CHILD_STACK_SIZE);
+			free(environment);
 			return own_pid_namespace;
 		}
 	}
@@ -669,6 +680,7 @@ int nsexec_run_direct(const struct nsexec_config *config, const struct nsexec_pr
 	struct direct_child child = {
 		.config = config,
 		.process = process,
+		.environment = environment,
 		.report_fd = report_fd,
 		.supervisor = joins_pid ? 0 : getpid(),
 	};
@@ -686,7 +698,9 @@ int nsexec_run_direct(const struct nsexec_config *config, const struct nsexec_pr
 		restore_error = errno;
 		(void)close(own_pid_namespace);
 	}
+	/* The child has exec'd or exited by now, or has a copy of the memory of its own. */
 	(void)munmap(stack, DIRECT_CHILD_STACK_SIZE);
+	free(environment);
 
 	if (pid < 0) {
 		/* The kernel gives ENOMEM for a fork into a PID namespace whose init has exited. */

@@ -405,6 +405,18 @@ struct nsexec_process {
  */
 __attribute__((noreturn)) void nsexec_exec_process(const struct nsexec_process *process);
 
+/* Returns the number of entries of envp before its NULL. */
+size_t nsexec_environment_count(char *const *envp);
+
+/*
+ * nsexec_exec_process with the program's environment built in storage, which
+ * has room for nsexec_environment_count(process->envp) + 2 pointers. The direct
+ * path's child shares the supervisor's memory, so the supervisor allocates
+ * storage before the clone and frees it after: a block that the child
+ * allocated would stay in the supervisor.
+ */
+__attribute__((noreturn)) void nsexec_exec_process_in(const struct nsexec_process *process, char **storage);
+
 /* ---- api.c: setup helpers for callers that cannot index C arrays ------- */
 
 /* Empties config: nothing to join or unshare, no pidfd. */
