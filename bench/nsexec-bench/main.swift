@@ -109,70 +109,77 @@ func rounded(_ value: Double, _ digits: Int) -> Double {
     return (value * scale).rounded() / scale
 }
 
-let arguments = CommandLine.arguments
-guard arguments.count >= 2, let pid = Int32(arguments[1]), pid > 0 else {
-    print("usage: nsexec-bench PID [COUNT]")
-    exit(2)
-}
-let count = arguments.count >= 3 ? Int(arguments[2]) ?? 1000 : 1000
-let threads = 4
-
-var spec = ExecSpec(target: .pid(pid), arguments: ["/bin/true"])
-spec.allNamespaces = true
-
-var leaked = false
-
-// Sequential: this process has one thread here, so NSExec takes the fork path.
-let sequentialMode = NSExec.currentThreadCount() > 1 ? "helper" : "fork"
-var fds = (openFDCount(), 0)
-var children = (childCount(), 0)
-var failures = 0
-var latencies: [Double] = []
-latencies.reserveCapacity(count)
-var start = now()
-for _ in 0..<count {
-    let begin = now()
-    if !execTrue(spec) { failures += 1 }
-    latencies.append(now() - begin)
-}
-var seconds = now() - start
-fds.1 = openFDCount()
-children.1 = childCount()
-latencies.sort()
-let median = latencies.isEmpty ? 0 : latencies[latencies.count / 2]
-report("sequential", execs: count, failures: failures, seconds: seconds, fds: fds, children: children,
-       extra: " median_ms=\(rounded(median * 1000, 3)) mode=\(sequentialMode)")
-leaked = leaked || failures > 0 || fds.1 > fds.0 || children.1 > children.0
-
-// Concurrent: with several threads running, NSExec takes the helper path. Plain
-// threads, not Swift tasks, because NSExec.run blocks in waitpid and the
-// cooperative pool has only as many threads as there are cores.
-let workers = (0..<threads).map { index in
-    Worker(spec: spec, count: count / threads + (index < count % threads ? 1 : 0))
-}
-fds = (openFDCount(), 0)
-children = (childCount(), 0)
-start = now()
-var handles: [pthread_t] = []
-for worker in workers {
-    var handle = pthread_t()
-    let context = Unmanaged.passRetained(worker).toOpaque()
-    let result = pthread_create(&handle, nil, runWorker, context)
-    guard result == 0 else {
-        print("nsexec-bench: pthread_create failed: \(String(cString: strerror(result)))")
-        exit(1)
+/// Runs the benchmark. It is a function, not top-level code, so that its state is local:
+/// scripts/build-release builds without Swift Concurrency, where top-level
+/// variables would be unprotected globals.
+func main() -> Never {
+    let arguments = CommandLine.arguments
+    guard arguments.count >= 2, let pid = Int32(arguments[1]), pid > 0 else {
+        print("usage: nsexec-bench PID [COUNT]")
+        exit(2)
     }
-    handles.append(handle)
-}
-for handle in handles {
-    pthread_join(handle, nil)
-}
-seconds = now() - start
-fds.1 = openFDCount()
-children.1 = childCount()
-failures = workers.reduce(0) { $0 + $1.failures }
-report("concurrent", execs: count, failures: failures, seconds: seconds, fds: fds, children: children,
-       extra: " threads=\(threads) mode=helper")
-leaked = leaked || failures > 0 || fds.1 > fds.0 || children.1 > children.0
+    let count = arguments.count >= 3 ? Int(arguments[2]) ?? 1000 : 1000
+    let threads = 4
 
-exit(leaked ? 1 : 0)
+    var spec = ExecSpec(target: .pid(pid), arguments: ["/bin/true"])
+    spec.allNamespaces = true
+
+    var leaked = false
+
+    // Sequential: this process has one thread here, so NSExec takes the fork path.
+    let sequentialMode = NSExec.currentThreadCount() > 1 ? "helper" : "fork"
+    var fds = (openFDCount(), 0)
+    var children = (childCount(), 0)
+    var failures = 0
+    var latencies: [Double] = []
+    latencies.reserveCapacity(count)
+    var start = now()
+    for _ in 0..<count {
+        let begin = now()
+        if !execTrue(spec) { failures += 1 }
+        latencies.append(now() - begin)
+    }
+    var seconds = now() - start
+    fds.1 = openFDCount()
+    children.1 = childCount()
+    latencies.sort()
+    let median = latencies.isEmpty ? 0 : latencies[latencies.count / 2]
+    report("sequential", execs: count, failures: failures, seconds: seconds, fds: fds, children: children,
+           extra: " median_ms=\(rounded(median * 1000, 3)) mode=\(sequentialMode)")
+    leaked = leaked || failures > 0 || fds.1 > fds.0 || children.1 > children.0
+
+    // Concurrent: with several threads running, NSExec takes the helper path. Plain
+    // threads, not Swift tasks, because NSExec.run blocks in waitpid and the
+    // cooperative pool has only as many threads as there are cores.
+    let workers = (0..<threads).map { index in
+        Worker(spec: spec, count: count / threads + (index < count % threads ? 1 : 0))
+    }
+    fds = (openFDCount(), 0)
+    children = (childCount(), 0)
+    start = now()
+    var handles: [pthread_t] = []
+    for worker in workers {
+        var handle = pthread_t()
+        let context = Unmanaged.passRetained(worker).toOpaque()
+        let result = pthread_create(&handle, nil, runWorker, context)
+        guard result == 0 else {
+            print("nsexec-bench: pthread_create failed: \(String(cString: strerror(result)))")
+            exit(1)
+        }
+        handles.append(handle)
+    }
+    for handle in handles {
+        pthread_join(handle, nil)
+    }
+    seconds = now() - start
+    fds.1 = openFDCount()
+    children.1 = childCount()
+    failures = workers.reduce(0) { $0 + $1.failures }
+    report("concurrent", execs: count, failures: failures, seconds: seconds, fds: fds, children: children,
+           extra: " threads=\(threads) mode=helper")
+    leaked = leaked || failures > 0 || fds.1 > fds.0 || children.1 > children.0
+
+    exit(leaked ? 1 : 0)
+}
+
+main()

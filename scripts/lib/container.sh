@@ -32,6 +32,7 @@ nsx_package_command() {
         util-linux) echo unshare ;;
         linux-perf) echo perf ;;
         iproute2) echo ip ;;
+        binutils) echo readelf ;;
         time) echo /usr/bin/time ;;
         *) echo "$1" ;;
     esac
