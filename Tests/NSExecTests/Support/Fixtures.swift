@@ -19,8 +19,12 @@ enum Machine {
         return url.path
     }()
 
-    /// The nsexec binary that `swift build` put next to the test bundle.
+    /// The nsexec binary that `swift build` put next to the test bundle, or the one that
+    /// NSEXEC_TEST_BINARY names: scripts/test runs the suite again on the release build.
     static let nsexecBinary: String = {
+        if let path = ProcessInfo.processInfo.environment["NSEXEC_TEST_BINARY"], !path.isEmpty {
+            return path
+        }
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
         var url = URL(fileURLWithPath: exe).deletingLastPathComponent()
         // The test bundle may sit inside a .xctest directory on some layouts.
