@@ -6,8 +6,11 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <stdbool.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "nsexec.h"
@@ -136,11 +139,52 @@ static int read_namespace_link(int directory, const char *name, char *text, size
 	return 0;
 }
 
-int nsexec_namespaces_differing(pid_t pid, uint32_t *differing, uint32_t *failed)
+/* The link text of the initial user namespace, whose inode number the kernel fixes (PROC_USER_INIT_INO). */
+#define INITIAL_USER_NAMESPACE "user:[4026531837]"
+
+/*
+ * The types that are always compared. Joining one's own user namespace is
+ * EINVAL, a time namespace to join denies the direct child the caller's
+ * memory, and joining a mount namespace resets root and working directory.
+ */
+#define ALWAYS_COMPARED (CLONE_NEWUSER | CLONE_NEWTIME | CLONE_NEWNS)
+
+/* Returns whether the caller has CAP_SYS_ADMIN in its effective set. */
+static bool has_sys_admin(void)
+{
+	struct __user_cap_header_struct header = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[2];
+	if (syscall(SYS_capget, &header, data) < 0)
+		return false;
+	return (data[CAP_SYS_ADMIN / 32].effective & (1u << (CAP_SYS_ADMIN % 32))) != 0;
+}
+
+/*
+ * Adds the flag of table entry index to *join when pid's namespace of that
+ * type differs from the caller's. theirs and ours receive the two link texts,
+ * empty where a file was not read. Returns 0, or -1 when pid's file cannot
+ * be read for a reason other than ENOENT.
+ */
+static int compare_namespace(int theirs_directory, int ours_directory, size_t index, uint32_t *join,
+			     char *theirs, char *ours, size_t size)
+{
+	const char *name = namespace_table[index].name;
+	theirs[0] = '\0';
+	ours[0] = '\0';
+	if (read_namespace_link(theirs_directory, name, theirs, size) < 0)
+		return errno == ENOENT ? 0 : -1;
+	bool same = ours_directory >= 0 && read_namespace_link(ours_directory, name, ours, size) == 0 &&
+		    strcmp(ours, theirs) == 0;
+	if (!same)
+		*join |= namespace_table[index].flag;
+	return 0;
+}
+
+int nsexec_namespaces_to_join(pid_t pid, uint32_t *join, uint32_t *failed)
 {
 	char process[16];
 
-	*differing = 0;
+	*join = 0;
 	*failed = 0;
 	(void)nsexec_format_unsigned(process, sizeof(process), (unsigned long)pid);
 	int theirs_directory = open_namespace_directory(process);
@@ -153,21 +197,26 @@ int nsexec_namespaces_differing(pid_t pid, uint32_t *differing, uint32_t *failed
 	int ours_directory = open_namespace_directory("self");
 
 	int result = 0;
-	for (size_t i = 0; i < NSEXEC_NAMESPACE_COUNT; i++) {
-		const char *name = namespace_table[i].name;
-		char theirs[64], ours[64];
-
-		if (read_namespace_link(theirs_directory, name, theirs, sizeof(theirs)) < 0) {
-			if (errno == ENOENT)
+	bool compare_rest = true;
+	for (int pass = 0; pass < 2 && result == 0; pass++) {
+		for (size_t i = 0; i < NSEXEC_NAMESPACE_COUNT; i++) {
+			uint32_t flag = namespace_table[i].flag;
+			if ((pass == 0) != ((flag & ALWAYS_COMPARED) != 0))
 				continue;
-			*failed = namespace_table[i].flag;
-			result = -1;
-			break;
+			if (pass == 1 && !compare_rest) {
+				*join |= flag;
+				continue;
+			}
+			char theirs[64], ours[64];
+			if (compare_namespace(theirs_directory, ours_directory, i, join, theirs, ours, sizeof(theirs)) < 0) {
+				*failed = flag;
+				result = -1;
+				break;
+			}
+			if (flag == CLONE_NEWUSER)
+				compare_rest = !(strcmp(theirs, INITIAL_USER_NAMESPACE) == 0 &&
+						 strcmp(ours, INITIAL_USER_NAMESPACE) == 0 && has_sys_admin());
 		}
-		bool same = ours_directory >= 0 && read_namespace_link(ours_directory, name, ours, sizeof(ours)) == 0 &&
-			    strcmp(ours, theirs) == 0;
-		if (!same)
-			*differing |= namespace_table[i].flag;
 	}
 
 	int error = errno;

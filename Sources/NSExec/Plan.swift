@@ -107,10 +107,10 @@ extension ExecSpec {
         if case .container = target, namespaces.isEmpty { all = true } else { all = allNamespaces }
 
         // Joining a namespace one is already in is pointless, and EINVAL for a user namespace.
-        var differing: UInt32 = 0
+        var toJoin: UInt32 = 0
         if all {
             var failed: UInt32 = 0
-            guard nsexec_namespaces_differing(pid, &differing, &failed) == 0 else {
+            guard nsexec_namespaces_to_join(pid, &toJoin, &failed) == 0 else {
                 let error = errno
                 let path = Namespace(cloneFlag: failed)?.path(pid: pid) ?? "/proc/\(pid)/ns"
                 throw NSExecError(.target, "cannot read \(path): \(FileIO.errorText(error)); \(plan.target.label) may have exited")
@@ -122,7 +122,7 @@ extension ExecSpec {
             let file: String?
             if let request = namespaces.last(where: { $0.namespace == namespace }) {
                 file = request.file
-            } else if differing & namespace.cloneFlag != 0 {
+            } else if toJoin & namespace.cloneFlag != 0 {
                 file = nil
             } else {
                 return
