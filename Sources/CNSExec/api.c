@@ -122,6 +122,14 @@ int nsexec_open_proc_directory(pid_t pid, const char *name)
 	return nsexec_open_directory(path);
 }
 
+int nsexec_open_proc_file(pid_t pid, const char *name)
+{
+	char path[64];
+	if (nsexec_proc_path(path, sizeof(path), pid, name) < 0)
+		return -1;
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
 ssize_t nsexec_read_proc_link(pid_t pid, const char *name, char *buffer, size_t size)
 {
 	char path[64];

@@ -11,6 +11,15 @@ enum FileIO {
         return read(fd: fd, limit: limit)
     }
 
+    /// Reads the file /proc/PID/NAME (up to limit bytes), or returns nil with errno set.
+    static func readProcFile(pid: Int32, name: StaticString, limit: Int) -> [UInt8]? {
+        let cName = UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self)
+        let fd = nsexec_open_proc_file(pid, cName)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        return read(fd: fd, limit: limit)
+    }
+
     /// Reads a whole regular file (up to limit bytes). Anything else fails with errno EINVAL
     /// before it is opened, so that a FIFO cannot block and no device is read. Returns nil
     /// and leaves errno set on failure.

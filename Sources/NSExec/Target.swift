@@ -58,12 +58,41 @@ extension Target {
 }
 
 /// Reads the state letter (field 3) and start time in clock ticks since boot (field 22)
-/// of /proc/PID/stat; returns nil when the process is gone.
-func processStatus(pid: Int32) -> (state: Character, startTime: UInt64)? {
-    guard let text = FileIO.readText("/proc/\(pid)/stat", limit: 4096),
-          let close = text.lastIndex(of: ")") else { return nil }
+/// of /proc/PID/stat; returns nil when the process is gone. It works on bytes: String
+/// splitting runs the standard library's Character code, which nothing else here needs.
+func processStatus(pid: Int32) -> (state: UInt8, startTime: UInt64)? {
+    guard let bytes = FileIO.readProcFile(pid: pid, name: "stat", limit: 4096),
+          let close = bytes.lastIndex(of: UInt8(ascii: ")")) else { return nil }
     // Fields after the command name start at field 3 (state), so field 22 is the 20th.
-    let fields = text[text.index(after: close)...].split(separator: " ")
-    guard fields.count > 19, let state = fields[0].first, let start = UInt64(fields[19]) else { return nil }
-    return (state, start)
+    var state: UInt8?
+    var startTime: UInt64?
+    var field = 0
+    var start = close + 1
+    while start < bytes.count && startTime == nil {
+        while start < bytes.count && bytes[start] == UInt8(ascii: " ") { start += 1 }
+        var end = start
+        while end < bytes.count && bytes[end] != UInt8(ascii: " ") && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+        if end > start {
+            if field == 0 { state = bytes[start] }
+            if field == 19 { startTime = decimal(bytes[start..<end]) }
+            field += 1
+        }
+        start = end + 1
+    }
+    guard let state, let startTime else { return nil }
+    return (state, startTime)
+}
+
+/// Parses a non-negative decimal number; nil for anything else or on overflow.
+private func decimal(_ digits: ArraySlice<UInt8>) -> UInt64? {
+    guard !digits.isEmpty else { return nil }
+    var value: UInt64 = 0
+    for digit in digits {
+        guard digit >= UInt8(ascii: "0") && digit <= UInt8(ascii: "9") else { return nil }
+        let (shifted, overflow) = value.multipliedReportingOverflow(by: 10)
+        let (sum, carry) = shifted.addingReportingOverflow(UInt64(digit - UInt8(ascii: "0")))
+        guard !overflow && !carry else { return nil }
+        value = sum
+    }
+    return value
 }

@@ -485,6 +485,8 @@ int nsexec_proc_path(char *out, size_t size, pid_t pid, const char *name);
  * that fills the whole buffer may be cut, so it fails with ENAMETOOLONG.
  */
 int nsexec_open_proc_directory(pid_t pid, const char *name);
+/* Opens /proc/PID/NAME read-only and close-on-exec. Returns the fd, or -1 with errno set. */
+int nsexec_open_proc_file(pid_t pid, const char *name);
 ssize_t nsexec_read_proc_link(pid_t pid, const char *name, char *buffer, size_t size);
 
 /*
