@@ -256,6 +256,20 @@ struct ContainerProcessTests {
         #expect(entries.contains("HOME=/root"))
     }
 
+    @Test("many --env overrides, last one counts")
+    func manyEnvironmentOverrides() throws {
+        // 31 overrides take the one-pass path: V0 to V9 three times each, then TERM.
+        var options = ["-e"]
+        for index in 0..<30 { options += ["--env", "V\(index % 10)=\(index)"] }
+        options += ["--env", "TERM=dumb"]
+        let result = try run(options, ["env"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let entries = result.stdout.split(separator: "\n").map(String.init)
+        #expect(entries.filter { $0.hasPrefix("V") } == (0..<10).map { "V\($0)=\(20 + $0)" })
+        #expect(entries.filter { $0.hasPrefix("TERM=") } == ["TERM=dumb"])
+        #expect(entries.contains("HOME=/root"))
+    }
+
     @Test("--env without = is rejected")
     func envWithoutEquals() throws {
         let result = try run(["--env", "FOO"], ["env"])
