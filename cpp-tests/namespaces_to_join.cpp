@@ -1,7 +1,7 @@
 /*
  * nsexec_namespaces_to_join, which picks the namespaces that --all joins.
  * With CAP_SYS_ADMIN in the initial user namespace, a caller joins the
- * target's cgroup, ipc, net, pid and uts namespaces without comparing them,
+ * target's cgroup, ipc, net and uts namespaces without comparing them,
  * because joining its own is a no-op that it is allowed. Without that
  * capability it joins only those that differ. The targets come from unshare(1).
  */
@@ -24,7 +24,7 @@ using namespace conformance;
 
 namespace {
 
-const uint32_t compared_without_privilege = CLONE_NEWCGROUP | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWUTS;
+const uint32_t compared_without_privilege = CLONE_NEWCGROUP | CLONE_NEWIPC | CLONE_NEWNET | CLONE_NEWUTS;
 
 /* Clears CAP_SYS_ADMIN from the effective set of the calling process. */
 bool drop_sys_admin()
@@ -85,6 +85,7 @@ TEST_F(namespaces_to_join, root_joins_shared_namespaces_without_comparing)
 	ASSERT_EQ(nsexec_namespaces_to_join(target_->pid(), &join, &failed), 0);
 	EXPECT_EQ(join & compared_without_privilege, compared_without_privilege);
 	EXPECT_NE(join & CLONE_NEWNS, 0u);
+	EXPECT_EQ(join & CLONE_NEWPID, 0u);
 	EXPECT_EQ(join & CLONE_NEWUSER, 0u);
 	EXPECT_EQ(join & CLONE_NEWTIME, 0u);
 }

@@ -146,8 +146,10 @@ static int read_namespace_link(int directory, const char *name, char *text, size
  * The types that are always compared. Joining one's own user namespace is
  * EINVAL, a time namespace to join denies the direct child the caller's
  * memory, and joining a mount namespace resets root and working directory.
+ * Whether the PID namespace is joined decides whether the direct child is
+ * born in another PID namespace, where its parent's pid reads as 0.
  */
-#define ALWAYS_COMPARED (CLONE_NEWUSER | CLONE_NEWTIME | CLONE_NEWNS)
+#define ALWAYS_COMPARED (CLONE_NEWUSER | CLONE_NEWTIME | CLONE_NEWNS | CLONE_NEWPID)
 
 /* Returns whether the caller has CAP_SYS_ADMIN in its effective set. */
 static bool has_sys_admin(void)

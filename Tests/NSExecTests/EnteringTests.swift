@@ -68,6 +68,22 @@ struct EnteringTests {
         }
     }
 
+    /// The direct child is then born in nsexec's own PID namespace, where its parent's pid
+    /// is not 0 as it is across namespaces.
+    @Test("--all on a target in nsexec's PID namespace")
+    func allSharingPIDNamespace() throws {
+        let target = try UnshareTarget(sharingPID: true)
+        defer { target.stop() }
+
+        let result = try runNsexec(["--target", "\(target.pid)", "--all", "--", "/bin/sh", "-c", printNamespaces + "; hostname"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let links = parseLinks(result.stdout)
+        for namespace in checkedNamespaces {
+            #expect(links[namespace] == namespaceLink(pid: target.pid, namespace), "\(namespace) after --all")
+        }
+        #expect(result.stdout.hasSuffix("\(target.hostname)\n"))
+    }
+
     @Test("long flags match short flags")
     func longFlags() throws {
         let target = try UnshareTarget()

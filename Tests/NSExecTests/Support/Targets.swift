@@ -3,7 +3,8 @@ import Glibc
 import Testing
 
 /// A target process in fresh namespaces, made with unshare(1): PID (with its own /proc),
-/// mount, UTS (hostname set), IPC, network, cgroup and time. Stopped on `stop()` or deinit.
+/// mount, UTS (hostname set), IPC, network, cgroup and time, or with `sharingPID` all but
+/// PID. Stopped on `stop()` or deinit.
 final class UnshareTarget: @unchecked Sendable {
     let hostname: String
     private let launcher: Subprocess
@@ -13,10 +14,11 @@ final class UnshareTarget: @unchecked Sendable {
     /// With `--user` in extraFlags and no map, the shell loses its capabilities at exec,
     /// so pass `setHostname: false` and write the maps from the test.
     init(hostname: String = "nsexec-\(UUID().uuidString.prefix(8).lowercased())",
-         extraFlags: [String] = [], setHostname: Bool = true) throws {
+         extraFlags: [String] = [], setHostname: Bool = true, sharingPID: Bool = false) throws {
         self.hostname = hostname
-        launcher = try Subprocess(["/usr/bin/unshare", "--fork", "--pid", "--mount-proc", "--uts", "--ipc", "--net",
-                                   "--cgroup", "--time"] + extraFlags + ["sh", "-c", setHostname ? "hostname \(hostname) && exec sleep 600" : "exec sleep 600"])
+        let pidFlags = sharingPID ? ["--mount"] : ["--pid", "--mount-proc"]
+        launcher = try Subprocess(["/usr/bin/unshare", "--fork"] + pidFlags + ["--uts", "--ipc", "--net", "--cgroup", "--time"]
+                                  + extraFlags + ["sh", "-c", setHostname ? "hostname \(hostname) && exec sleep 600" : "exec sleep 600"])
 
         // unshare forks the shell, which execs sleep once the hostname is set.
         let deadline = Date().addingTimeInterval(10)
