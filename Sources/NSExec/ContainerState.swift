@@ -48,7 +48,10 @@ struct ContainerState {
         }
 
         let looked = statePath(runtime: .runc, root: runtimeRoot, id: id) + " and " + statePath(runtime: .crun, root: runtimeRoot, id: id)
-        throw NSExecError(.target, "container \(id) not found (no \(looked)); check the id with runc list or crun list, or set --runtime-root")
+        // With --runtime-root given, the hint names the listing of that root, not the option.
+        let hint = runtimeRoot.map { "runc --root \($0) list or crun --root \($0) list" }
+        throw NSExecError(.target, "container \(id) not found (no \(looked)); check the id with "
+            + (hint ?? "runc list or crun list, or set --runtime-root"))
     }
 
     /// Reads the fields nsexec needs from a runc state.json or a crun status file.

@@ -147,7 +147,7 @@ extension ExecSpec {
             }
             guard type == namespace.cloneFlag else {
                 let actual = Namespace(cloneFlag: type)?.rawValue ?? "unknown"
-                throw NSExecError(.usage, "\(file) is a \(actual) namespace, not a \(namespace.rawValue) namespace")
+                throw NSExecError(.usage, "\(file) is a \(actual) namespace, not a \(namespace.rawValue) namespace; give a \(namespace.rawValue) namespace file such as /proc/PID/ns/\(namespace.rawValue)")
             }
         }
     }

@@ -99,7 +99,7 @@ struct BadInputTests {
 
         let result = try runNsexec(["-t", "\(target.pid)", "--net=/proc/\(target.pid)/ns/uts", "true"])
         #expect(result.status == 125)
-        #expect(result.stderr == "nsexec: /proc/\(target.pid)/ns/uts is a uts namespace, not a net namespace\n")
+        #expect(result.stderr == "nsexec: /proc/\(target.pid)/ns/uts is a uts namespace, not a net namespace; give a net namespace file such as /proc/PID/ns/net\n")
     }
 
     @Test("help and version exit 0")

@@ -97,7 +97,7 @@ struct ReliabilityBadInputTests {
         (["--container", "a/b", "true"], "invalid container id 'a/b': an id is a single path component; list ids with runc list"),
         (["--container", "..", "true"], "invalid container id '..': an id is a single path component; list ids with runc list"),
         (["--container", "box", "--runtime-root", "/nsexec-missing", "true"],
-         "container box not found (no /nsexec-missing/box/state.json and /nsexec-missing/box/status); check the id with runc list or crun list, or set --runtime-root"),
+         "container box not found (no /nsexec-missing/box/state.json and /nsexec-missing/box/status); check the id with runc --root /nsexec-missing list or crun --root /nsexec-missing list"),
         (["-t", "12abc", "-a", "true"], "invalid target pid '12abc': expected a positive process id"),
         (["-t", "99999999999", "-a", "true"], "invalid target pid '99999999999': expected a positive process id"),
         (["-t", "", "-a", "true"], "invalid target pid '': expected a positive process id"),
