@@ -50,12 +50,7 @@ struct ForkSpawner {
 
         // The program starts with no signal blocked, as with runc exec, whatever the caller blocks.
         var started = StartedStages(stage2: -1, others: [], target: plan.target)
-        if spec.forwardSignals {
-            let (blocked, saved) = blockForwardedSignals()
-            started.forwarding = true
-            started.blocked = blocked
-            started.savedMask = saved
-        }
+        if spec.forwardSignals { started.blockForwardedSignals() }
 
         var pids = nsexec_stage_pids()
         let errorCapacity = 1024
@@ -83,7 +78,7 @@ struct ForkSpawner {
         // Stage errors arrive here; EOF comes when stage 2 execs or every stage exits.
         let records = StageReport.read(fd: report.read)
         if result < 0 || records.error != nil {
-            if started.forwarding { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }
+            started.restoreSignalMask()
             for pid in Set(records.pids + [pids.stage2, pids.stage1]) where pid > 0 { reap(pid) }
             if records.error == nil {
                 throw NSExecError(.stage, "cannot enter \(plan.target.label): " + errorText)
@@ -94,7 +89,7 @@ struct ForkSpawner {
         // On the direct path, the child reports once it is in every namespace. A death
         // before that is a failed entry, not the program's end.
         if pids.direct && !records.entered {
-            if started.forwarding { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }
+            started.restoreSignalMask()
             reap(pids.stage2)
             throw started.directChildFailure()
         }

@@ -80,12 +80,7 @@ struct HelperSpawner {
         if terminal.isActive { process.append(type: NSEXEC_PROCESS_TTY_ATTR, uint32: UInt32(pass(terminal.stageSocket))) }
 
         var started = StartedStages(stage2: -1, others: [], target: plan.target)
-        if spec.forwardSignals {
-            let (blocked, saved) = blockForwardedSignals()
-            started.forwarding = true
-            started.blocked = blocked
-            started.savedMask = saved
-        }
+        if spec.forwardSignals { started.blockForwardedSignals() }
 
         let stage0 = try launch(helper: helper, passed: passed)
         for fd in opened { close(fd) }
@@ -102,7 +97,7 @@ struct HelperSpawner {
         let records = StageReport.read(fd: initPipe[0])
         let stage0Status = reap(stage0)
         if records.error != nil || records.stage2 == nil {
-            if started.forwarding { pthread_sigmask(SIG_SETMASK, &started.savedMask, nil) }
+            started.restoreSignalMask()
             for pid in Set(records.pids + [records.stage1 ?? 0, records.stage2 ?? 0]) where pid > 0 { reap(pid) }
             if records.error == nil {
                 let how = stage0Status.map { Termination(waitStatus: $0).description } ?? "in an unknown way"

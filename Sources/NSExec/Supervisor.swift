@@ -21,10 +21,7 @@ struct Supervisor {
             if pidfd >= 0 { close(pidfd) }
             if started.pendingReport >= 0 { close(started.pendingReport) }
             if started.ttyMaster >= 0 { close(started.ttyMaster) }
-            if started.forwarding {
-                var saved = started.savedMask
-                pthread_sigmask(SIG_SETMASK, &saved, nil)
-            }
+            started.restoreSignalMask()
         }
 
         if started.ttyMaster >= 0 { terminal.enterRawMode() }
@@ -50,8 +47,8 @@ struct Supervisor {
     private func relay(pidfd: Int32, signalFD: Int32) {
         let master = started.ttyMaster
         var inputOpen = master >= 0
-        // Only a terminal session copies data. The fds are a tuple, not an array: a
-        // [pollfd] instantiates generic metadata, about as costly as the rest of the wait.
+        // Only a terminal session copies data. The fds are a tuple, not an array, because a
+        // [pollfd] instantiates generic metadata: about 20 µs of the CLI's run in a profile.
         var buffer = master >= 0 ? [UInt8](repeating: 0, count: 16384) : []
 
         while true {

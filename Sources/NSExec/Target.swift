@@ -20,9 +20,7 @@ struct ResolvedTarget {
 
     /// "pid N" or "container ID (pid N)", for error messages. Built when a message needs
     /// it, because formatting the pid touches code that a successful run never needs.
-    var label: String { Self.label(pid: pid, containerID: containerID) }
-
-    static func label(pid: Int32, containerID: String?) -> String {
+    var label: String {
         guard let containerID else { return "pid \(pid)" }
         return "container \(containerID) (pid \(pid))"
     }
