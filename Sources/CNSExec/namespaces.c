@@ -162,23 +162,22 @@ static bool has_sys_admin(void)
 }
 
 /*
- * Adds the flag of table entry index to *join when pid's namespace of that
- * type differs from the caller's. theirs and ours receive the two link texts,
- * empty where a file was not read. Returns 0, or -1 when pid's file cannot
- * be read for a reason other than ENOENT.
+ * Adds ns's flag to *join when pid's namespace of that type differs from the
+ * caller's. theirs and ours receive the two link texts, empty where a file
+ * was not read. Returns 0, or -1 when pid's file cannot be read for a reason
+ * other than ENOENT.
  */
-static int compare_namespace(int theirs_directory, int ours_directory, size_t index, uint32_t *join,
-			     char *theirs, char *ours, size_t size)
+static int compare_namespace(int theirs_directory, int ours_directory, const struct nsexec_namespace *ns,
+			     uint32_t *join, char *theirs, char *ours, size_t size)
 {
-	const char *name = namespace_table[index].name;
 	theirs[0] = '\0';
 	ours[0] = '\0';
-	if (read_namespace_link(theirs_directory, name, theirs, size) < 0)
+	if (read_namespace_link(theirs_directory, ns->name, theirs, size) < 0)
 		return errno == ENOENT ? 0 : -1;
-	bool same = ours_directory >= 0 && read_namespace_link(ours_directory, name, ours, size) == 0 &&
+	bool same = ours_directory >= 0 && read_namespace_link(ours_directory, ns->name, ours, size) == 0 &&
 		    strcmp(ours, theirs) == 0;
 	if (!same)
-		*join |= namespace_table[index].flag;
+		*join |= ns->flag;
 	return 0;
 }
 
@@ -198,27 +197,26 @@ int nsexec_namespaces_to_join(pid_t pid, uint32_t *join, uint32_t *failed)
 	}
 	int ours_directory = open_namespace_directory("self");
 
-	int result = 0;
-	bool compare_rest = true;
-	for (int pass = 0; pass < 2 && result == 0; pass++) {
-		for (size_t i = 0; i < NSEXEC_NAMESPACE_COUNT; i++) {
-			uint32_t flag = namespace_table[i].flag;
-			if ((pass == 0) != ((flag & ALWAYS_COMPARED) != 0))
-				continue;
-			if (pass == 1 && !compare_rest) {
-				*join |= flag;
-				continue;
-			}
-			char theirs[64], ours[64];
-			if (compare_namespace(theirs_directory, ours_directory, i, join, theirs, ours, sizeof(theirs)) < 0) {
-				*failed = flag;
-				result = -1;
-				break;
-			}
-			if (flag == CLONE_NEWUSER)
-				compare_rest = !(strcmp(theirs, INITIAL_USER_NAMESPACE) == 0 &&
-						 strcmp(ours, INITIAL_USER_NAMESPACE) == 0 && has_sys_admin());
+	/* The user namespace first: it decides whether the other types need a comparison. */
+	const struct nsexec_namespace *user = nsexec_namespace_by_flag(CLONE_NEWUSER);
+	char theirs[64], ours[64];
+	int result = compare_namespace(theirs_directory, ours_directory, user, join, theirs, ours, sizeof(theirs));
+	if (result < 0)
+		*failed = user->flag;
+	bool compare_all = !(strcmp(theirs, INITIAL_USER_NAMESPACE) == 0 && strcmp(ours, INITIAL_USER_NAMESPACE) == 0 &&
+			     has_sys_admin());
+
+	for (size_t i = 0; i < NSEXEC_NAMESPACE_COUNT && result == 0; i++) {
+		const struct nsexec_namespace *ns = &namespace_table[i];
+		if (ns == user)
+			continue;
+		if (!compare_all && !(ns->flag & ALWAYS_COMPARED)) {
+			*join |= ns->flag;
+			continue;
 		}
+		result = compare_namespace(theirs_directory, ours_directory, ns, join, theirs, ours, sizeof(theirs));
+		if (result < 0)
+			*failed = ns->flag;
 	}
 
 	int error = errno;

@@ -31,6 +31,10 @@ int nsexec_format_unsigned(char *out, size_t size, unsigned long value)
 
 int nsexec_concat(char *out, size_t size, ...)
 {
+	if (size == 0) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	va_list parts;
 	size_t used = 0;
 	va_start(parts, size);
@@ -45,10 +49,6 @@ int nsexec_concat(char *out, size_t size, ...)
 		used += length;
 	}
 	va_end(parts);
-	if (size == 0) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
 	out[used] = '\0';
 	return (int)used;
 }

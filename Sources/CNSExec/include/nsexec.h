@@ -87,7 +87,7 @@ int nsexec_open_namespace_file(const char *path);
  * The user, time, mount and PID namespaces are always compared. When both
  * processes are in the initial user namespace and the caller has
  * CAP_SYS_ADMIN, the cgroup, ipc, net and uts namespaces are joined without
- * a comparison: joining one's own namespace of those types succeeds and
+ * a comparison. Joining one's own namespace of those types succeeds and
  * changes nothing, and 8 fewer readlinks save about 23 us.
  *
  * Returns 0, or -1 with errno set and *failed set to the flag of the first
@@ -458,35 +458,23 @@ int nsexec_open_in_root(int root_fd, const char *path);
 /* Opens a directory as O_PATH | O_DIRECTORY | O_CLOEXEC. Returns the fd, or -1 with errno. */
 int nsexec_open_directory(const char *path);
 
-/* ---- text.c: paths and entries without snprintf ----------------------------- */
-
 /*
- * Writes value in decimal and a NUL into out. Returns the length, or -1 with
- * errno ENAMETOOLONG when it does not fit.
+ * The next three work on /proc/PID/NAME for the Swift side, which would
+ * otherwise format the pid with the standard library's integer printing:
+ * pages of code that the CLI touches nowhere else.
  */
-int nsexec_format_unsigned(char *out, size_t size, unsigned long value);
 
-/*
- * Writes the concatenation of the strings that follow size, up to a NULL
- * (cast to const char *), and a NUL into out. Returns the length, or -1 with
- * errno ENAMETOOLONG when it does not fit.
- */
-int nsexec_concat(char *out, size_t size, ...);
-
-/* Writes "/proc/PID/NAME" into out, as nsexec_concat does; pid must be positive. */
-int nsexec_proc_path(char *out, size_t size, pid_t pid, const char *name);
-
-/*
- * /proc/PID/NAME for the Swift side, which would otherwise format the pid
- * with the standard library's integer printing, pages of code that the CLI
- * touches nowhere else. nsexec_open_proc_directory opens it as
- * nsexec_open_directory does. nsexec_read_proc_link reads the link into
- * buffer without a NUL and returns its length, or -1 with errno set. A link
- * that fills the whole buffer may be cut, so it fails with ENAMETOOLONG.
- */
+/* Opens /proc/PID/NAME as nsexec_open_directory does. */
 int nsexec_open_proc_directory(pid_t pid, const char *name);
+
 /* Opens /proc/PID/NAME read-only and close-on-exec. Returns the fd, or -1 with errno set. */
 int nsexec_open_proc_file(pid_t pid, const char *name);
+
+/*
+ * Reads the link /proc/PID/NAME into buffer without a NUL. Returns its length,
+ * or -1 with errno set. A link that fills the whole buffer may be cut, so it
+ * fails with ENAMETOOLONG.
+ */
 ssize_t nsexec_read_proc_link(pid_t pid, const char *name, char *buffer, size_t size);
 
 /*
@@ -579,6 +567,24 @@ __attribute__((noreturn)) void nsexec_bootstrap_exec(int initpipe);
 #define NSEXEC_PROCESS_ENTERED_USERNS 0x2
 #define NSEXEC_PROCESS_SET_HOME 0x4
 #define NSEXEC_PROCESS_CWD_FROM_NAMESPACE_ROOT 0x8
+
+/* ---- text.c: paths and entries without snprintf ----------------------------- */
+
+/*
+ * Writes value in decimal and a NUL into out. Returns the length, or -1 with
+ * errno ENAMETOOLONG when it does not fit.
+ */
+int nsexec_format_unsigned(char *out, size_t size, unsigned long value);
+
+/*
+ * Writes the concatenation of the strings that follow size, up to a NULL
+ * (cast to const char *), and a NUL into out. Returns the length, or -1 with
+ * errno ENAMETOOLONG when it does not fit.
+ */
+int nsexec_concat(char *out, size_t size, ...);
+
+/* Writes "/proc/PID/NAME" into out, as nsexec_concat does; pid must be positive. */
+int nsexec_proc_path(char *out, size_t size, pid_t pid, const char *name);
 
 #ifdef __cplusplus
 }
