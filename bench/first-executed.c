@@ -180,7 +180,7 @@ int main(int argc, char **argv)
 		       PTRACE_O_EXITKILL;
 	if (ptrace(PTRACE_SETOPTIONS, command, NULL, (void *)options) < 0)
 		die("PTRACE_SETOPTIONS");
-	/* Run freely up to the exec; the tracer's own code before it is of no interest. */
+	/* It runs freely up to the exec, because the tracer's own code before it is of no interest. */
 	if (ptrace(PTRACE_CONT, command, NULL, NULL) < 0)
 		die("PTRACE_CONT");
 
@@ -205,7 +205,7 @@ int main(int argc, char **argv)
 
 		int event = status >> 16;
 		int signal = WSTOPSIG(status);
-		/* A child that execs another program leaves the trace; the command's own exec does not. */
+		/* A child that execs another program leaves the trace, but the command's own exec does not. */
 		if (event == PTRACE_EVENT_EXEC && task != command) {
 			(void)ptrace(PTRACE_DETACH, task, NULL, NULL);
 			continue;

@@ -13,8 +13,7 @@ enum FileIO {
 
     /// Reads the file /proc/PID/NAME (up to limit bytes), or returns nil with errno set.
     static func readProcFile(pid: Int32, name: StaticString, limit: Int) -> [UInt8]? {
-        let cName = UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self)
-        let fd = nsexec_open_proc_file(pid, cName)
+        let fd = nsexec_open_proc_file(pid, cString(name))
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         return read(fd: fd, limit: limit)
@@ -105,7 +104,7 @@ enum FileIO {
     /// Reads the link /proc/PID/NAME, such as a process's cwd, or returns nil. Tries a small
     /// buffer first: a 4 KiB one would cost a stack page fault on every run.
     static func readProcLink(pid: Int32, name: StaticString) -> String? {
-        let cName = UnsafeRawPointer(name.utf8Start).assumingMemoryBound(to: CChar.self)
+        let cName = cString(name)
         func read(capacity: Int) -> String? {
             withUnsafeTemporaryAllocation(of: CChar.self, capacity: capacity) { buffer in
                 let count = nsexec_read_proc_link(pid, cName, buffer.baseAddress, buffer.count)
@@ -115,6 +114,11 @@ enum FileIO {
         }
         if let text = read(capacity: 256) { return text }
         return errno == ENAMETOOLONG ? read(capacity: Int(PATH_MAX)) : nil
+    }
+
+    /// Returns the NUL-terminated bytes of a string literal as a C string, with no copy.
+    private static func cString(_ literal: StaticString) -> UnsafePointer<CChar> {
+        UnsafeRawPointer(literal.utf8Start).assumingMemoryBound(to: CChar.self)
     }
 
     /// Returns a String of the bytes of a NUL-terminated C string, invalid UTF-8 repaired.

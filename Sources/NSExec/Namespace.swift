@@ -12,8 +12,8 @@ public enum Namespace: String, CaseIterable, Sendable, Hashable {
         return entry.pointee.flag
     }
 
-    /// The index of this namespace's entry in the C table (namespaces.c). A test checks
-    /// that each entry's name is the case's raw value. Looking an entry up by index keeps
+    /// The index of this namespace's entry in the C table (namespaces.c). Tests check that
+    /// each case gets the flag of the entry with its name. Looking an entry up by index keeps
     /// the CLI's hot path free of String work.
     var tableIndex: Int {
         switch self {
