@@ -98,7 +98,7 @@ struct ContainerTargetTests {
         // runc kill returns once the signal is sent. Until the init has died, an exec can
         // still get in, so the test waits for that. The init may linger as a zombie until its
         // parent reaps it; either way it is not running.
-        try #require(waitForExit(pid: container.pid, seconds: 10), "the init outlived SIGKILL")
+        try #require(waitForExit(container.pid, timeout: 10), "the init outlived SIGKILL")
 
         let result = try runNsexec(["--container", container.id, "true"])
         #expect(result.status == 125)
@@ -308,17 +308,3 @@ struct ContainerProcessTests {
         #expect(result.stderr == "nsexec: --tty needs a terminal on stdin, but fd 0 is not one; run from a terminal or drop --tty\n")
     }
 }
-
-/// Waits until process pid is a zombie or gone; returns false when it still runs after seconds.
-private func waitForExit(pid: Int32, seconds: Double) -> Bool {
-    let deadline = Date().addingTimeInterval(seconds)
-    while Date() < deadline {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let close = stat.lastIndex(of: ")") else { return true }
-        let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
-        if state == "Z" || state == "X" { return true }
-        usleep(2000)
-    }
-    return false
-}
-

@@ -18,6 +18,17 @@ func processState(_ pid: Int32) -> Character? {
     return text[text.index(after: close)...].split(separator: " ").first?.first
 }
 
+/// Waits until a process is a zombie or gone; returns false when it still runs after timeout seconds.
+func waitForExit(_ pid: Int32, timeout: TimeInterval) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        guard let state = processState(pid) else { return true }
+        if state == "Z" || state == "X" { return true }
+        usleep(2000)
+    }
+    return false
+}
+
 /// Returns the parent pid of a process from /proc/PID/stat, or nil when the process is gone.
 func parentPID(of pid: Int32) -> Int32? {
     guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
