@@ -7,23 +7,28 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nsexec.h"
 #include "users.h"
 
-/* Parses a decimal id; returns false unless the whole text is a number below 2^32 - 1. */
+/*
+ * Parses a decimal id; returns false unless the whole text is a number below
+ * 2^32 - 1. Digits only, so no sign, space or locale applies.
+ */
 bool nsexec_parse_id(const char *text, uint32_t *id)
 {
-	char *end;
-	if (text == NULL || *text == '\0' || *text == '-' || *text == '+')
+	uint64_t value = 0;
+	if (text == NULL || *text == '\0')
 		return false;
-	errno = 0;
-	unsigned long long value = strtoull(text, &end, 10);
-	if (errno != 0 || *end != '\0' || value >= 0xffffffffULL)
-		return false;
+	for (const char *cursor = text; *cursor != '\0'; cursor++) {
+		if (*cursor < '0' || *cursor > '9')
+			return false;
+		value = value * 10 + (uint64_t)(*cursor - '0');
+		if (value >= 0xffffffffULL)
+			return false;
+	}
 	*id = (uint32_t)value;
 	return true;
 }
@@ -33,21 +38,74 @@ bool nsexec_parse_id(const char *text, uint32_t *id)
  * >= 0 so that no symlink in the container leads to a host file, else in the
  * current root.
  */
-static FILE *open_database(int root_fd, const char *path)
+static int open_database(int root_fd, const char *path)
 {
 	if (root_fd < 0)
-		return fopen(path, "re");
+		return open(path, O_RDONLY | O_CLOEXEC);
+	return nsexec_open_file_in_root(root_fd, path);
+}
 
-	int fd = nsexec_open_file_in_root(root_fd, path);
-	if (fd < 0)
-		return NULL;
-	FILE *file = fdopen(fd, "r");
-	if (file == NULL) {
-		int error = errno;
-		(void)close(fd);
-		errno = error;
+/*
+ * The lines of a file, read with read(2) rather than stdio: a FILE costs heap
+ * and the stdio code and data pages, on every run of the CLI.
+ */
+struct line_reader {
+	int fd;
+	size_t start;
+	size_t end;
+	bool at_end;
+	char buffer[4096];
+};
+
+/*
+ * Copies the next line, without its newline, into line. A line longer than
+ * line_size - 1 bytes is skipped whole. Returns 1 for a line, 0 at the end of
+ * the file, or -1 with errno set when a read fails.
+ */
+static int next_line(struct line_reader *reader, char *line, size_t line_size)
+{
+	size_t length = 0;
+	bool too_long = false;
+	for (;;) {
+		if (reader->start == reader->end) {
+			if (reader->at_end)
+				break;
+			ssize_t count = read(reader->fd, reader->buffer, sizeof(reader->buffer));
+			if (count < 0 && errno == EINTR)
+				continue;
+			if (count < 0)
+				return -1;
+			if (count == 0) {
+				reader->at_end = true;
+				break;
+			}
+			reader->start = 0;
+			reader->end = (size_t)count;
+		}
+		char *chunk = reader->buffer + reader->start;
+		size_t available = reader->end - reader->start;
+		char *newline = memchr(chunk, '\n', available);
+		size_t part = newline != NULL ? (size_t)(newline - chunk) : available;
+		if (!too_long && length + part < line_size) {
+			memcpy(line + length, chunk, part);
+			length += part;
+		} else {
+			too_long = true;
+		}
+		reader->start += part;
+		if (newline != NULL) {
+			reader->start++;
+			if (!too_long)
+				break;
+			/* Skip the line that did not fit and read the next one. */
+			too_long = false;
+			length = 0;
+		}
 	}
-	return file;
+	if (length == 0 && reader->at_end && reader->start == reader->end)
+		return 0;
+	line[too_long ? 0 : length] = '\0';
+	return too_long ? 0 : 1;
 }
 
 /*
@@ -62,12 +120,13 @@ static int find_entry(int root_fd, const char *path, const char *name, char *lin
 	uint32_t requested_id;
 	bool by_id = nsexec_parse_id(name, &requested_id);
 
-	FILE *file = open_database(root_fd, path);
-	if (file == NULL)
+	struct line_reader reader = {.fd = open_database(root_fd, path)};
+	if (reader.fd < 0)
 		return -1;
 
-	while (fgets(line, (int)line_size, file) != NULL) {
-		line[strcspn(line, "\n")] = '\0';
+	int result = 0;
+	int status;
+	while ((status = next_line(&reader, line, line_size)) > 0) {
 		if (line[0] == '#' || line[0] == '\0')
 			continue;
 
@@ -87,12 +146,17 @@ static int find_entry(int root_fd, const char *path, const char *name, char *lin
 		uint32_t id;
 		bool match = by_id ? (nsexec_parse_id(fields[2], &id) && id == requested_id) : strcmp(fields[0], name) == 0;
 		if (match) {
-			fclose(file);
-			return count;
+			result = count;
+			break;
 		}
 	}
-	fclose(file);
-	return 0;
+	int error = errno;
+	(void)close(reader.fd);
+	if (status < 0) {
+		errno = error;
+		return -1;
+	}
+	return result;
 }
 
 int nsexec_lookup_user(int root_fd, const char *name, struct nsexec_user *user)
