@@ -1,4 +1,5 @@
 import CNSExec
+import Glibc
 
 /// A netlink message in the format of runc's bootstrap message: a 16-byte header, then
 /// attributes of a 2-byte length (header included), a 2-byte type and a payload padded
@@ -34,6 +35,12 @@ public struct BootstrapMessage: Sendable, Equatable {
     /// Appends text without a terminating NUL, as runc's Go side sends it.
     public mutating func append(type: Int32, text: String) {
         append(type: type, payload: Array(text.utf8))
+    }
+
+    /// Appends the bytes of a C string with its terminating NUL.
+    mutating func append(type: Int32, cString: UnsafePointer<CChar>) {
+        let bytes = UnsafeRawBufferPointer(start: cString, count: strlen(cString) + 1)
+        append(type: type, payload: Array(bytes))
     }
 
     /// Appends text with a terminating NUL, as the process message expects.

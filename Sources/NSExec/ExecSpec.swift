@@ -47,6 +47,17 @@ public enum SpawnMode: Sendable, Equatable {
     case helper
 }
 
+/// A NULL-terminated vector of C strings that outlives the run, such as the tail of the
+/// CLI's own argv. Strings of the arguments and an array of them would touch pages of the
+/// standard library that the CLI's start-up otherwise never maps.
+package struct ArgumentVector: @unchecked Sendable {
+    package let pointer: UnsafePointer<UnsafeMutablePointer<CChar>?>
+
+    package init(_ pointer: UnsafePointer<UnsafeMutablePointer<CChar>?>) {
+        self.pointer = pointer
+    }
+}
+
 /// Everything needed to run a program in the namespaces of a target.
 public struct ExecSpec: Sendable {
     /// The process whose namespaces are entered.
@@ -57,6 +68,8 @@ public struct ExecSpec: Sendable {
     public var allNamespaces = false
     /// The program and its arguments; empty runs `$SHELL`, else /bin/sh.
     public var arguments: [String] = []
+    /// The program and its arguments as C strings, used instead of `arguments` when set.
+    package var argumentVector: ArgumentVector?
 
     /// A user name or uid, resolved in the container's /etc/passwd.
     public var user: String?

@@ -101,23 +101,31 @@ enum FileIO {
         return result == 0 ? (fds.0, fds.1) : nil
     }
 
-    /// Reads the link /proc/PID/NAME, such as a process's cwd, or returns nil. Tries a small
-    /// buffer first: a 4 KiB one would cost a stack page fault on every run.
-    static func readProcLink(pid: Int32, name: StaticString) -> String? {
+    /// Reads the link /proc/PID/NAME, such as a process's cwd, into a C string that the caller
+    /// frees, or returns nil with errno set. The C core is its only reader, and a String would
+    /// run UTF-8 validation code that the CLI's run otherwise never maps.
+    static func readProcLink(pid: Int32, name: StaticString) -> UnsafeMutablePointer<CChar>? {
         let cName = cString(name)
-        func read(capacity: Int) -> String? {
-            withUnsafeTemporaryAllocation(of: CChar.self, capacity: capacity) { buffer in
-                let count = nsexec_read_proc_link(pid, cName, buffer.baseAddress, buffer.count)
-                guard count >= 0 else { return nil }
-                return string(UnsafeRawBufferPointer(start: buffer.baseAddress, count: count))
+        var capacity = 256
+        while true {
+            guard let buffer = malloc(capacity)?.assumingMemoryBound(to: CChar.self) else { return nil }
+            let count = nsexec_read_proc_link(pid, cName, buffer, capacity - 1)
+            if count >= 0 {
+                buffer[count] = 0
+                return buffer
             }
+            let error = errno
+            free(buffer)
+            guard error == ENAMETOOLONG && capacity < Int(PATH_MAX) + 1 else {
+                errno = error
+                return nil
+            }
+            capacity = Int(PATH_MAX) + 1
         }
-        if let text = read(capacity: 256) { return text }
-        return errno == ENAMETOOLONG ? read(capacity: Int(PATH_MAX)) : nil
     }
 
     /// Returns the NUL-terminated bytes of a string literal as a C string, with no copy.
-    private static func cString(_ literal: StaticString) -> UnsafePointer<CChar> {
+    static func cString(_ literal: StaticString) -> UnsafePointer<CChar> {
         UnsafeRawPointer(literal.utf8Start).assumingMemoryBound(to: CChar.self)
     }
 

@@ -14,10 +14,10 @@ struct ForkSpawner {
         var keepReport = false
         defer { if !keepReport { close(report.read) } }
 
-        let argv = CStringArray(plan.arguments)
-        let envp = CStringArray(plan.environment)
-        // The pool takes one path per namespace file and the four strings below.
-        let strings = CStringPool(capacity: plan.fileJoins.count + 4)
+        let argv = plan.arguments
+        let envp = plan.environment
+        // The pool takes one path per namespace file and the three strings below.
+        let strings = CStringPool(capacity: plan.fileJoins.count + 3)
 
         var config = nsexec_config()
         nsexec_config_init(&config)
@@ -36,7 +36,7 @@ struct ForkSpawner {
         process.user = strings.add(spec.user)
         process.group = strings.add(spec.group)
         process.cwd = strings.add(spec.workingDirectory.path)
-        process.target_cwd = strings.add(plan.targetCwd)
+        process.target_cwd = UnsafePointer(plan.targetCwd)
         if case .mountNamespace = spec.workingDirectory { process.cwd_from_namespace_root = true }
         process.preserve_credentials = spec.preserveCredentials
         process.entered_user_namespace = plan.entered.contains(.user)

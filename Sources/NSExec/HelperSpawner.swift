@@ -61,8 +61,12 @@ struct HelperSpawner {
         if !paths.isEmpty { bootstrap.setNamespacePaths(paths) }
 
         var process = BootstrapMessage(type: UInt16(NSEXEC_PROCESS_MSG))
-        for argument in plan.arguments { process.append(type: NSEXEC_PROCESS_ARG_ATTR, cString: argument) }
-        for entry in plan.environment { process.append(type: NSEXEC_PROCESS_ENV_ATTR, cString: entry) }
+        for index in 0..<plan.arguments.count {
+            process.append(type: NSEXEC_PROCESS_ARG_ATTR, cString: plan.arguments.pointers[index]!)
+        }
+        for index in 0..<plan.environment.count {
+            process.append(type: NSEXEC_PROCESS_ENV_ATTR, cString: plan.environment.pointers[index]!)
+        }
         if let cwd = spec.workingDirectory.path { process.append(type: NSEXEC_PROCESS_CWD_ATTR, cString: cwd) }
         if let cwd = plan.targetCwd { process.append(type: NSEXEC_PROCESS_TARGET_CWD_ATTR, cString: cwd) }
         if let user = spec.user { process.append(type: NSEXEC_PROCESS_USER_ATTR, cString: user) }

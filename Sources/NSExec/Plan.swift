@@ -14,14 +14,17 @@ struct Plan {
     var rootFD: Int32 = -1
     /// The target's root, for user and group names when the program keeps the caller's root.
     var lookupRootFD: Int32 = -1
-    var targetCwd: String?
-    var arguments: [String] = []
-    var environment: [String] = []
+    /// The target's cwd from its root, a C string that close() frees.
+    var targetCwd: UnsafeMutablePointer<CChar>?
+    /// The program's argv and envp.
+    var arguments = CStringArray(borrowingCapacity: 0)
+    var environment = CStringArray(borrowingCapacity: 0)
     var cgroupFDs: [Int32] = []
 
-    /// Closes every fd the plan opened, the pidfd included.
+    /// Closes every fd the plan opened, the pidfd included, and frees the target's cwd.
     func close() {
         target.close()
+        free(targetCwd)
         for join in fileJoins { _ = Glibc.close(join.fd) }
         if rootFD >= 0 { _ = Glibc.close(rootFD) }
         if lookupRootFD >= 0 { _ = Glibc.close(lookupRootFD) }
@@ -48,8 +51,9 @@ struct NamespaceFlags {
     }
 }
 
-/// The default search path inside a container, as runc and Docker set it.
-let defaultPathEntry = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+/// The default search path inside a container, as runc and Docker set it. A StaticString,
+/// so that the CLI's default environment can point at it without making a String.
+let defaultPathEntry: StaticString = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 extension ExecSpec {
     /// Resolves the target and opens everything the stages need; throws before any stage starts.
@@ -185,21 +189,33 @@ extension ExecSpec {
 
         if case .target = workingDirectory, mountEntered {
             // The target's cwd as a path from its own root, or "/" when it cannot be read.
-            plan.targetCwd = FileIO.readProcLink(pid: pid, name: "cwd") ?? "/"
+            plan.targetCwd = FileIO.readProcLink(pid: pid, name: "cwd") ?? strdup("/")
         }
     }
 
-    private func programArguments() -> [String] {
-        if !arguments.isEmpty { return arguments }
-        if let shell = getenv("SHELL"), shell.pointee != 0 { return [String(cString: shell)] }
-        return ["/bin/sh"]
+    private func programArguments() -> CStringArray {
+        if let argumentVector, argumentVector.pointer[0] != nil { return CStringArray(borrowing: argumentVector) }
+        if !arguments.isEmpty { return CStringArray(arguments) }
+        let vector = CStringArray(borrowingCapacity: 1)
+        if let shell = getenv("SHELL"), shell.pointee != 0 {
+            vector.append(borrowed: shell)
+        } else {
+            vector.append(borrowed: FileIO.cString("/bin/sh"))
+        }
+        return vector
     }
 
-    private func makeEnvironment(pid: Int32) throws -> [String] {
+    private func makeEnvironment(pid: Int32) throws -> CStringArray {
         var result: [String]
         switch environmentSource {
+        case .clean where environment.isEmpty:
+            // The CLI's common case: the entries point at a constant and at environ.
+            let vector = CStringArray(borrowingCapacity: 2)
+            vector.append(borrowed: FileIO.cString(defaultPathEntry))
+            if let term = nsexec_environment_entry("TERM") { vector.append(borrowed: term) }
+            return vector
         case .clean:
-            result = [defaultPathEntry]
+            result = [defaultPathEntry.description]
             if let term = nsexec_environment_entry("TERM") { result.append(FileIO.string(cString: term)) }
         case .target:
             guard let bytes = FileIO.read("/proc/\(pid)/environ") else {
@@ -208,7 +224,7 @@ extension ExecSpec {
             result = bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
         }
 
-        return Self.applyOverrides(environment, to: result)
+        return CStringArray(Self.applyOverrides(environment, to: result))
     }
 
     /// Returns base with each NAME=VALUE entry of overrides replacing the entries of its name.

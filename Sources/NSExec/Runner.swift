@@ -82,21 +82,32 @@ struct StageReport {
 
     /// Reads records from fd until every writer has closed it.
     static func read(fd: Int32) -> StageReport {
+        // Plain memory, not [UInt8]: the first array of bytes sets up the standard library's
+        // table of prespecialized array types, whose pages the CLI's run otherwise never maps.
+        let limit = 1 << 16
+        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: limit)
+        defer { buffer.deallocate() }
+        var length = 0
+        while length < limit {
+            let count = Glibc.read(fd, buffer + length, limit - length)
+            if count < 0 && errno == EINTR { continue }
+            if count <= 0 { break }
+            length += count
+        }
+
         var report = StageReport()
-        let bytes = FileIO.read(fd: fd, limit: 1 << 16) ?? []
-        // Lines by index, not split(separator:): an array of slices would instantiate
-        // generic metadata on the CLI's path.
+        let bytes = UnsafeBufferPointer(start: buffer, count: length)
         var start = 0
-        while start < bytes.count {
+        while start < length {
             var end = start
-            while end < bytes.count && bytes[end] != UInt8(ascii: "\n") { end += 1 }
-            if end > start { report.add(line: bytes[start..<end]) }
+            while end < length && bytes[end] != UInt8(ascii: "\n") { end += 1 }
+            if end > start { report.add(line: UnsafeBufferPointer(rebasing: bytes[start..<end])) }
             start = end + 1
         }
         return report
     }
 
-    private mutating func add(line: ArraySlice<UInt8>) {
+    private mutating func add(line: UnsafeBufferPointer<UInt8>) {
         // The CLI's only record when a run works. Matching it without the JSON parser keeps
         // Dictionary off the CLI's path: its first use scans every protocol conformance
         // in the binary.
@@ -141,22 +152,58 @@ func reap(_ pid: Int32) -> Int32? {
     return status
 }
 
-/// NUL-terminated copies of strings with a trailing NULL pointer, freed by `free()`.
+/// A NULL-terminated vector of C strings for the C core: copies of Swift strings, freed
+/// with the vector, or C strings that outlive it, such as the CLI's argv and environ.
+/// Plain memory, not an array, for the reason given at CStringPool.
 final class CStringArray {
     let pointers: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
-    private let count: Int
+    private(set) var count = 0
+    private let capacity: Int
+    private let ownsStrings: Bool
 
+    /// Copies strings.
     init(_ strings: [String]) {
-        count = strings.count
-        pointers = .allocate(capacity: strings.count + 1)
-        for index in 0..<strings.count { pointers[index] = duplicate(strings[index]) }
-        pointers[strings.count] = nil
+        capacity = strings.count
+        ownsStrings = true
+        pointers = .allocate(capacity: capacity + 1)
+        for string in strings {
+            pointers[count] = duplicate(string)
+            count += 1
+        }
+        pointers[count] = nil
     }
 
-    var constPointer: UnsafePointer<UnsafeMutablePointer<CChar>?> { UnsafePointer(pointers) }
+    /// Points at the strings of vector, which ends with a NULL pointer, without copying them.
+    init(borrowing vector: ArgumentVector) {
+        var length = 0
+        while vector.pointer[length] != nil { length += 1 }
+        capacity = length
+        count = length
+        ownsStrings = false
+        pointers = .allocate(capacity: length + 1)
+        pointers.initialize(from: UnsafeMutablePointer(mutating: vector.pointer), count: length + 1)
+    }
+
+    /// Creates an empty vector for up to capacity C strings that outlive it.
+    init(borrowingCapacity capacity: Int) {
+        self.capacity = capacity
+        ownsStrings = false
+        pointers = .allocate(capacity: capacity + 1)
+        pointers[0] = nil
+    }
+
+    /// Appends a C string that outlives the vector.
+    func append(borrowed string: UnsafePointer<CChar>) {
+        precondition(!ownsStrings && count < capacity, "CStringArray has room for \(capacity) strings")
+        pointers[count] = UnsafeMutablePointer(mutating: string)
+        count += 1
+        pointers[count] = nil
+    }
 
     deinit {
-        for index in 0..<count { free(pointers[index]) }
+        if ownsStrings {
+            for index in 0..<count { free(pointers[index]) }
+        }
         pointers.deallocate()
     }
 }

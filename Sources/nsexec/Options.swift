@@ -12,10 +12,11 @@ enum Command {
 /// the first non-option or at `--`, short options combine (`-aF`), a short option's
 /// optional argument must be attached (`-n/run/netns/x`), a long option's follows `=`.
 ///
-/// It reads the bytes of argv and makes a String only of option names and values. The
-/// CLI's start-up time goes to every page of the Swift standard library it touches, and
-/// CommandLine.arguments and Character-based String operations (grapheme breaking)
-/// touch many.
+/// It reads the bytes of argv and makes a String only of an option value that it keeps,
+/// and hands the program's arguments on as argv's own C strings. The CLI's start-up time
+/// goes to every page of the Swift standard library it touches. CommandLine.arguments,
+/// Character-based String operations (grapheme breaking) and even the UTF-8 validation of
+/// a new String touch pages that a run of `--target PID --all` otherwise never maps.
 struct OptionParser {
     private let argv: UnsafePointer<UnsafeMutablePointer<CChar>?>
     private let count: Int
@@ -49,59 +50,113 @@ struct OptionParser {
     /// The kind of value an option takes.
     private enum ValueKind { case required, optional, noValue }
 
-    /// Returns the value kind of a long option, or nil for an unknown name.
-    private static func valueKind(long name: String) -> ValueKind? {
-        switch name {
-        case "target", "container", "runtime-root", "setuid", "setgid", "wdns", "env", "log-level", "log-format":
-            return .required
-        case "mount", "uts", "ipc", "net", "pid", "cgroup", "user", "time", "root", "wd":
-            return .optional
-        case "all", "no-fork", "join-cgroup", "tty", "preserve-credentials", "help", "version":
-            return .noValue
-        default:
+    /// The long options, matched as bytes: a String of each name would run the standard
+    /// library's UTF-8 validation, whose pages the run otherwise never touches.
+    private enum Option: Int {
+        // The options of `--target PID --all` come first, because they are the common ones.
+        case target, all, container, runtimeRoot, setuid, setgid, wdns, env, logLevel, logFormat
+        case mount, uts, ipc, net, pid, cgroup, user, time, root, wd
+        case noFork, joinCgroup, tty, preserveCredentials, help, version
+
+        /// The name after "--".
+        var name: StaticString {
+            switch self {
+            case .target: return "target"
+            case .container: return "container"
+            case .runtimeRoot: return "runtime-root"
+            case .setuid: return "setuid"
+            case .setgid: return "setgid"
+            case .wdns: return "wdns"
+            case .env: return "env"
+            case .logLevel: return "log-level"
+            case .logFormat: return "log-format"
+            case .mount: return "mount"
+            case .uts: return "uts"
+            case .ipc: return "ipc"
+            case .net: return "net"
+            case .pid: return "pid"
+            case .cgroup: return "cgroup"
+            case .user: return "user"
+            case .time: return "time"
+            case .root: return "root"
+            case .wd: return "wd"
+            case .all: return "all"
+            case .noFork: return "no-fork"
+            case .joinCgroup: return "join-cgroup"
+            case .tty: return "tty"
+            case .preserveCredentials: return "preserve-credentials"
+            case .help: return "help"
+            case .version: return "version"
+            }
+        }
+
+        var kind: ValueKind {
+            switch self {
+            case .target, .container, .runtimeRoot, .setuid, .setgid, .wdns, .env, .logLevel, .logFormat:
+                return .required
+            case .mount, .uts, .ipc, .net, .pid, .cgroup, .user, .time, .root, .wd:
+                return .optional
+            case .all, .noFork, .joinCgroup, .tty, .preserveCredentials, .help, .version:
+                return .noValue
+            }
+        }
+
+        /// The namespace that a namespace option such as --mount selects.
+        var namespace: Namespace? {
+            switch self {
+            case .mount: return .mnt
+            case .uts: return .uts
+            case .ipc: return .ipc
+            case .net: return .net
+            case .pid: return .pid
+            case .cgroup: return .cgroup
+            case .user: return .user
+            case .time: return .time
+            default: return nil
+            }
+        }
+
+        /// Returns the option whose name is bytes, or nil for an unknown name.
+        static func named(_ bytes: UnsafeBufferPointer<UInt8>) -> Option? {
+            var rawValue = 0
+            while let option = Option(rawValue: rawValue) {
+                if matches(bytes, option.name) { return option }
+                rawValue += 1
+            }
             return nil
         }
-    }
 
-    /// Returns the long name and value kind of a short option letter, or nil for an unknown letter.
-    private static func longOption(short letter: UInt8) -> (name: String, kind: ValueKind)? {
-        switch letter {
-        case UInt8(ascii: "t"): return ("target", .required)
-        case UInt8(ascii: "S"): return ("setuid", .required)
-        case UInt8(ascii: "G"): return ("setgid", .required)
-        case UInt8(ascii: "W"): return ("wdns", .required)
-        case UInt8(ascii: "m"): return ("mount", .optional)
-        case UInt8(ascii: "u"): return ("uts", .optional)
-        case UInt8(ascii: "i"): return ("ipc", .optional)
-        case UInt8(ascii: "n"): return ("net", .optional)
-        case UInt8(ascii: "p"): return ("pid", .optional)
-        case UInt8(ascii: "C"): return ("cgroup", .optional)
-        case UInt8(ascii: "U"): return ("user", .optional)
-        case UInt8(ascii: "T"): return ("time", .optional)
-        case UInt8(ascii: "r"): return ("root", .optional)
-        case UInt8(ascii: "w"): return ("wd", .optional)
-        case UInt8(ascii: "a"): return ("all", .noValue)
-        case UInt8(ascii: "F"): return ("no-fork", .noValue)
-        case UInt8(ascii: "c"): return ("join-cgroup", .noValue)
-        case UInt8(ascii: "h"): return ("help", .noValue)
-        case UInt8(ascii: "V"): return ("version", .noValue)
-        default: return nil
+        /// Returns the option of a short option letter, or nil for an unknown letter.
+        static func short(_ letter: UInt8) -> Option? {
+            switch letter {
+            case UInt8(ascii: "t"): return .target
+            case UInt8(ascii: "S"): return .setuid
+            case UInt8(ascii: "G"): return .setgid
+            case UInt8(ascii: "W"): return .wdns
+            case UInt8(ascii: "m"): return .mount
+            case UInt8(ascii: "u"): return .uts
+            case UInt8(ascii: "i"): return .ipc
+            case UInt8(ascii: "n"): return .net
+            case UInt8(ascii: "p"): return .pid
+            case UInt8(ascii: "C"): return .cgroup
+            case UInt8(ascii: "U"): return .user
+            case UInt8(ascii: "T"): return .time
+            case UInt8(ascii: "r"): return .root
+            case UInt8(ascii: "w"): return .wd
+            case UInt8(ascii: "a"): return .all
+            case UInt8(ascii: "F"): return .noFork
+            case UInt8(ascii: "c"): return .joinCgroup
+            case UInt8(ascii: "h"): return .help
+            case UInt8(ascii: "V"): return .version
+            default: return nil
+            }
         }
     }
 
-    /// Returns the namespace that a namespace option such as --mount selects.
-    private static func namespace(option name: String) -> Namespace? {
-        switch name {
-        case "mount": return .mnt
-        case "uts": return .uts
-        case "ipc": return .ipc
-        case "net": return .net
-        case "pid": return .pid
-        case "cgroup": return .cgroup
-        case "user": return .user
-        case "time": return .time
-        default: return nil
-        }
+    /// Returns whether bytes are the UTF-8 bytes of literal.
+    private static func matches(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+        guard bytes.count == literal.utf8CodeUnitCount else { return false }
+        return bytes.count == 0 || memcmp(bytes.baseAddress!, literal.utf8Start, bytes.count) == 0
     }
 
     /// Returns the bytes of argv[position], without the terminating NUL.
@@ -128,12 +183,8 @@ struct OptionParser {
             index += 1
         }
 
-        var arguments: [String] = []
-        arguments.reserveCapacity(count - index)
-        for position in index..<count {
-            arguments.append(Self.string(bytes(at: position)))
-        }
-        spec.arguments = arguments
+        // argv ends with a NULL pointer, so its tail is the program's argv unchanged.
+        if index < count { spec.argumentVector = ArgumentVector(argv + index) }
         spec.target = try resolvedTarget()
         spec.forwardSignals = true
         spec.spawnMode = .fork
@@ -158,37 +209,35 @@ struct OptionParser {
     }
 
     /// Returns the next argument as the value of option, which is named in the error.
-    /// The name is a closure because building it would cost every run, not only a failed one.
-    private mutating func nextValue(for option: () -> String) throws -> String {
+    private mutating func nextValue(for option: () -> String) throws -> UnsafeBufferPointer<UInt8> {
         index += 1
         guard index < count else {
             throw NSExecError(.usage, "option \(option()) requires a value; see nsexec --help")
         }
-        return Self.string(bytes(at: index))
+        return bytes(at: index)
     }
 
     /// Parses a long option without its leading "--": NAME or NAME=VALUE.
     private mutating func parseLong(_ body: UnsafeBufferPointer<UInt8>) throws -> InfoRequest? {
-        let name: String
-        var value: String?
+        var name = body
+        var value: UnsafeBufferPointer<UInt8>?
         if let equals = body.firstIndex(of: UInt8(ascii: "=")) {
-            name = Self.string(UnsafeBufferPointer(rebasing: body[..<equals]))
-            value = Self.string(UnsafeBufferPointer(rebasing: body[(equals + 1)...]))
-        } else {
-            name = Self.string(body)
+            name = UnsafeBufferPointer(rebasing: body[..<equals])
+            value = UnsafeBufferPointer(rebasing: body[(equals + 1)...])
         }
 
-        switch Self.valueKind(long: name) {
+        guard let option = Option.named(name) else {
+            throw NSExecError(.usage, "unknown option --\(Self.string(name)); see nsexec --help")
+        }
+        switch option.kind {
         case .required:
-            let text = try value ?? nextValue(for: { "--\(name)" })
-            try apply(name, value: text)
+            let text = try value ?? nextValue(for: { "--\(option.name)" })
+            try apply(option, value: text)
         case .optional:
-            try apply(name, value: value)
+            try apply(option, value: value)
         case .noValue:
-            guard value == nil else { throw NSExecError(.usage, "option --\(name) takes no value; see nsexec --help") }
-            return try apply(name, value: nil)
-        case nil:
-            throw NSExecError(.usage, "unknown option --\(name); see nsexec --help")
+            guard value == nil else { throw NSExecError(.usage, "option --\(option.name) takes no value; see nsexec --help") }
+            return try apply(option, value: nil)
         }
         return nil
     }
@@ -200,18 +249,18 @@ struct OptionParser {
             let letter = argument[position]
             let rest = UnsafeBufferPointer(rebasing: argument[(position + 1)...])
 
-            if let (name, kind) = Self.longOption(short: letter) {
-                switch kind {
+            if let option = Option.short(letter) {
+                switch option.kind {
                 case .required:
-                    try apply(name, value: rest.isEmpty ? try nextValue(for: { "-\(Self.string(letterAt: position, in: argument))" }) : Self.string(rest))
+                    try apply(option, value: rest.isEmpty ? try nextValue(for: { "-\(Self.string(letterAt: position, in: argument))" }) : rest)
                     return nil
                 case .optional:
                     // As in getopt, everything after the letter is the argument; "=" is allowed before it.
                     let value = rest.first == UInt8(ascii: "=") ? UnsafeBufferPointer(rebasing: rest[(rest.startIndex + 1)...]) : rest
-                    try apply(name, value: rest.isEmpty ? nil : Self.string(value))
+                    try apply(option, value: rest.isEmpty ? nil : value)
                     return nil
                 case .noValue:
-                    if let request = try apply(name, value: nil) { return request }
+                    if let request = try apply(option, value: nil) { return request }
                     position += 1
                     continue
                 }
@@ -238,9 +287,9 @@ struct OptionParser {
     }
 
     /// Parses a decimal process id from 1 to Int32.max; nil for anything else.
-    private static func processID(_ text: String) -> Int32? {
+    private static func processID(_ bytes: UnsafeBufferPointer<UInt8>) -> Int32? {
         var value: Int32 = 0
-        for byte in text.utf8 {
+        for byte in bytes {
             guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
             let (shifted, overflow) = value.multipliedReportingOverflow(by: 10)
             let (sum, carry) = shifted.addingReportingOverflow(Int32(byte - UInt8(ascii: "0")))
@@ -250,64 +299,71 @@ struct OptionParser {
         return value > 0 ? value : nil
     }
 
+    /// Applies an option and its value. The value becomes a String only for an option that keeps it.
     @discardableResult
-    private mutating func apply(_ name: String, value: String?) throws -> InfoRequest? {
-        switch name {
-        case "target":
-            guard let text = value, let pid = Self.processID(text) else {
-                throw NSExecError(.usage, "invalid target pid '\(value ?? "")': expected a positive process id")
+    private mutating func apply(_ option: Option, value bytes: UnsafeBufferPointer<UInt8>?) throws -> InfoRequest? {
+        if option == .target {
+            guard let bytes, let pid = Self.processID(bytes) else {
+                throw NSExecError(.usage, "invalid target pid '\(bytes.map(Self.string) ?? "")': expected a positive process id")
             }
             targetPID = pid
-        case "container":
+            return nil
+        }
+        if option == .all {
+            spec.allNamespaces = true
+            return nil
+        }
+
+        let value = bytes.map(Self.string)
+        switch option {
+        case .target, .all:
+            break
+        case .container:
             containerID = value
-        case "runtime-root":
+        case .runtimeRoot:
             runtimeRoot = value
-        case "setuid":
+        case .setuid:
             spec.user = try nonEmpty(value, "--setuid", "a uid or user name")
-        case "setgid":
+        case .setgid:
             spec.group = try nonEmpty(value, "--setgid", "a gid or group name")
-        case "wdns":
+        case .wdns:
             spec.workingDirectory = .mountNamespace(try nonEmpty(value, "--wdns", "a directory"))
-        case "env":
+        case .env:
             guard let text = value, let equals = text.utf8.firstIndex(of: UInt8(ascii: "=")), equals != text.utf8.startIndex else {
                 throw NSExecError(.usage, "invalid --env value '\(value ?? "")': expected NAME=VALUE")
             }
             spec.environment.append(text)
-        case "log-level":
+        case .logLevel:
             let levels = ["panic": 0, "fatal": 1, "error": 2, "warning": 3, "info": 4, "debug": 5, "trace": 6]
             guard let text = value, let level = levels[text] else {
                 throw NSExecError(.usage, "invalid --log-level '\(value ?? "")': expected error, warning, info, debug or trace")
             }
             logLevel = Int32(level)
-        case "log-format":
+        case .logFormat:
             guard value == "text" || value == "json" else {
                 throw NSExecError(.usage, "invalid --log-format '\(value ?? "")': expected text or json")
             }
             jsonLogs = value == "json"
-        case "root":
+        case .root:
             spec.root = value.map { .path($0) } ?? .target
-        case "wd":
+        case .wd:
             spec.workingDirectory = value.map { .path($0) } ?? .target
-        case "all":
-            spec.allNamespaces = true
-        case "no-fork":
+        case .noFork:
             spec.noFork = true
-        case "join-cgroup":
+        case .joinCgroup:
             spec.joinCgroup = true
-        case "tty":
+        case .tty:
             spec.tty = true
-        case "preserve-credentials":
+        case .preserveCredentials:
             spec.preserveCredentials = true
-        case "help":
+        case .help:
             return .help
-        case "version":
+        case .version:
             return .version
-        default:
-            guard let namespace = Self.namespace(option: name) else {
-                throw NSExecError(.usage, "unknown option --\(name); see nsexec --help")
-            }
+        case .mount, .uts, .ipc, .net, .pid, .cgroup, .user, .time:
+            let namespace = option.namespace!
             if let file = value, file.isEmpty {
-                throw NSExecError(.usage, "invalid namespace file '' for --\(name): give a path or no value")
+                throw NSExecError(.usage, "invalid namespace file '' for --\(option.name): give a path or no value")
             }
             spec.namespaces.removeAll { $0.namespace == namespace }
             spec.namespaces.append(NamespaceRequest(namespace, file: value))
