@@ -84,12 +84,18 @@ struct StageReport {
     static func read(fd: Int32) -> StageReport {
         // Plain memory, not [UInt8]: the first array of bytes sets up the standard library's
         // table of prespecialized array types, whose pages the CLI's run otherwise never maps.
+        // It starts small and grows to limit, because the usual report is one short line.
         let limit = 1 << 16
-        let buffer = UnsafeMutablePointer<UInt8>.allocate(capacity: limit)
-        defer { buffer.deallocate() }
+        var capacity = 1024
+        var buffer = malloc(capacity)!.assumingMemoryBound(to: UInt8.self)
+        defer { free(buffer) }
         var length = 0
         while length < limit {
-            let count = Glibc.read(fd, buffer + length, limit - length)
+            if length == capacity {
+                capacity *= 2
+                buffer = realloc(buffer, capacity)!.assumingMemoryBound(to: UInt8.self)
+            }
+            let count = Glibc.read(fd, buffer + length, capacity - length)
             if count < 0 && errno == EINTR { continue }
             if count <= 0 { break }
             length += count

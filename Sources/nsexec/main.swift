@@ -30,7 +30,9 @@ do {
         if logLevel > 2 { nsexec_log_setup(2, logLevel, -1) }
         nsexec_log_format_json(jsonLogs)
         let termination = try NSExec.run(spec)
-        exit(termination.exitStatus)
+        // _exit, not exit: nothing on this path writes through stdio, and the exit handlers
+        // (stdio's flush, C++ destructors) would only map pages to free memory at exit.
+        _exit(termination.exitStatus)
     }
 } catch let error as NSExecError {
     fail(error)
