@@ -105,7 +105,8 @@ struct ReliabilityHostileTests {
             #expect(try NSExec.run(spec) == .exited(0), "library exec \(index)")
         }
 
-        FileManager.default.createFile(atPath: container.rootfs + "/tmp/attack.stop", contents: nil)
+        #expect(FileManager.default.createFile(atPath: container.rootfs + "/tmp/attack.stop", contents: nil),
+                "cannot create the stop file for the attacker")
         #expect(attacker.wait(timeout: 10) == 0, "the attacker did not finish")
         let report = String(decoding: reader.readDataToEndOfFile(), as: UTF8.self)
         let lines = report.split(separator: "\n").map(String.init)
