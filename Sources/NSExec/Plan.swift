@@ -17,8 +17,8 @@ struct Plan {
     /// The target's cwd from its root, a C string that close() frees.
     var targetCwd: UnsafeMutablePointer<CChar>?
     /// The program's argv and envp.
-    var arguments = CStringArray(borrowingCapacity: 0)
-    var environment = CStringArray(borrowingCapacity: 0)
+    var arguments = CStringArray(copyingCapacity: 0)
+    var environment = CStringArray(copyingCapacity: 0)
     var cgroupFDs: [Int32] = []
 
     /// Closes every fd the plan opened, the pidfd included, and frees the target's cwd.
@@ -196,11 +196,11 @@ extension ExecSpec {
     private func programArguments() -> CStringArray {
         if let argumentVector, argumentVector.pointer[0] != nil { return CStringArray(borrowing: argumentVector) }
         if !arguments.isEmpty { return CStringArray(arguments) }
-        let vector = CStringArray(borrowingCapacity: 1)
+        let vector = CStringArray(copyingCapacity: 1)
         if let shell = getenv("SHELL"), shell.pointee != 0 {
-            vector.append(borrowed: shell)
+            vector.append(copying: shell)
         } else {
-            vector.append(borrowed: FileIO.cString("/bin/sh"))
+            vector.append(copying: FileIO.cString("/bin/sh"))
         }
         return vector
     }
@@ -209,10 +209,11 @@ extension ExecSpec {
         var result: [String]
         switch environmentSource {
         case .clean where environment.isEmpty:
-            // The CLI's common case: the entries point at a constant and at environ.
-            let vector = CStringArray(borrowingCapacity: 2)
-            vector.append(borrowed: FileIO.cString(defaultPathEntry))
-            if let term = nsexec_environment_entry("TERM") { vector.append(borrowed: term) }
+            // The CLI's common case, copied from a constant and from environ without a String.
+            // Copies, because a library caller's other threads may change the environment.
+            let vector = CStringArray(copyingCapacity: 2)
+            vector.append(copying: FileIO.cString(defaultPathEntry))
+            if let term = nsexec_environment_entry("TERM") { vector.append(copying: term) }
             return vector
         case .clean:
             result = [defaultPathEntry.description]

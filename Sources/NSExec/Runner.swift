@@ -158,9 +158,9 @@ func reap(_ pid: Int32) -> Int32? {
     return status
 }
 
-/// A NULL-terminated vector of C strings for the C core: copies of Swift strings, freed
-/// with the vector, or C strings that outlive it, such as the CLI's argv and environ.
-/// Plain memory, not an array, for the reason given at CStringPool.
+/// A NULL-terminated vector of C strings for the C core: copies, freed with the vector, or
+/// the strings of a vector that outlives it, such as the CLI's argv. Plain memory, not an
+/// array, for the reason given at CStringPool.
 final class CStringArray {
     let pointers: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
     private(set) var count = 0
@@ -190,18 +190,18 @@ final class CStringArray {
         pointers.initialize(from: UnsafeMutablePointer(mutating: vector.pointer), count: length + 1)
     }
 
-    /// Creates an empty vector for up to capacity C strings that outlive it.
-    init(borrowingCapacity capacity: Int) {
+    /// Creates an empty vector for copies of up to capacity C strings.
+    init(copyingCapacity capacity: Int) {
         self.capacity = capacity
-        ownsStrings = false
+        ownsStrings = true
         pointers = .allocate(capacity: capacity + 1)
         pointers[0] = nil
     }
 
-    /// Appends a C string that outlives the vector.
-    func append(borrowed string: UnsafePointer<CChar>) {
-        precondition(!ownsStrings && count < capacity, "CStringArray has room for \(capacity) strings")
-        pointers[count] = UnsafeMutablePointer(mutating: string)
+    /// Appends a copy of a C string.
+    func append(copying string: UnsafePointer<CChar>) {
+        precondition(ownsStrings && count < capacity, "CStringArray has room for \(capacity) strings")
+        pointers[count] = strdup(string)
         count += 1
         pointers[count] = nil
     }
