@@ -52,7 +52,7 @@ struct NamespaceFlags {
 }
 
 /// The default search path inside a container, as runc and Docker set it. A StaticString,
-/// so that the CLI's default environment can point at it without making a String.
+/// so that the CLI's default environment can copy it without making a String.
 let defaultPathEntry: StaticString = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 extension ExecSpec {
