@@ -167,4 +167,27 @@ struct ExitStatusTests {
         #expect(result.stdout == "out:hello\n")
         #expect(result.stderr == "err:hello\n")
     }
+
+    @Test("program arguments pass byte for byte")
+    func argumentBytes() throws {
+        let target = try UnshareTarget()
+        defer { target.stop() }
+
+        // The CLI hands its own argv on, so bytes that are not UTF-8, empty arguments and
+        // arguments that look like options reach the program unchanged. A shell builds the
+        // byte 0xff, which a Swift String argument cannot carry.
+        let script = #"""
+            exec "$0" -t "$1" -a -- /bin/sh -c 'for a in "$@"; do printf "[%s]" "$a" | od -An -tx1; done' x \
+                "$(printf 'a\377b')" "" "--all" "two words"
+            """#
+        let result = try runCommand(["/bin/sh", "-c", script, Machine.nsexecBinary, "\(target.pid)"])
+        #expect(result.status == 0, "stderr: \(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map { line in line.split(separator: " ").joined(separator: " ") }
+        #expect(lines == [
+            "5b 61 ff 62 5d",
+            "5b 5d",
+            "5b 2d 2d 61 6c 6c 5d",
+            "5b 74 77 6f 20 77 6f 72 64 73 5d",
+        ], "output: \(result.stdout)")
+    }
 }
