@@ -8,6 +8,10 @@ import Testing
 final class UnshareTarget: @unchecked Sendable {
     let hostname: String
     private let launcher: Subprocess
+    /// The file that takes unshare's stderr, shown when the target does not start. When its
+    /// child dies of SIGKILL, unshare reports that it cannot unblock the signal, which would
+    /// only be noise in the test log.
+    private let launcherErrors: String
     /// The sleep process inside the namespaces (PID 1 of its PID namespace).
     private(set) var pid: Int32 = 0
 
@@ -16,9 +20,13 @@ final class UnshareTarget: @unchecked Sendable {
     init(hostname: String = "nsexec-\(UUID().uuidString.prefix(8).lowercased())",
          extraFlags: [String] = [], setHostname: Bool = true, sharingPID: Bool = false) throws {
         self.hostname = hostname
+        launcherErrors = FileManager.default.temporaryDirectory.appendingPathComponent("nsexec-unshare-\(UUID().uuidString)").path
+        let errors = open(launcherErrors, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+        defer { if errors >= 0 { close(errors) } }
         let pidFlags = sharingPID ? ["--mount"] : ["--pid", "--mount-proc"]
         launcher = try Subprocess(["/usr/bin/unshare", "--fork"] + pidFlags + ["--uts", "--ipc", "--net", "--cgroup", "--time"]
-                                  + extraFlags + ["sh", "-c", setHostname ? "hostname \(hostname) && exec sleep 600" : "exec sleep 600"])
+                                  + extraFlags + ["sh", "-c", setHostname ? "hostname \(hostname) && exec sleep 600" : "exec sleep 600"],
+                                  stderr: errors >= 0 ? errors : nil)
 
         // unshare forks the shell, which execs sleep once the hostname is set.
         let deadline = Date().addingTimeInterval(10)
@@ -31,8 +39,9 @@ final class UnshareTarget: @unchecked Sendable {
             }
             usleep(5000)
         }
+        let output = (try? String(contentsOfFile: launcherErrors, encoding: .utf8)) ?? ""
         stop()
-        throw TargetError("unshare target did not start within 10 s")
+        throw TargetError("unshare target did not start within 10 s; unshare printed: \(output)")
     }
 
     static func children(of pid: Int32) -> [Int32] {
@@ -40,12 +49,19 @@ final class UnshareTarget: @unchecked Sendable {
         return text.split(separator: " ").compactMap { Int32($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     }
 
-    /// Kills the target and reaps the unshare process.
+    /// Kills the target and reaps the unshare process, which reaps the target and exits on its
+    /// own. Killed first, unshare would leave the target to the machine's init to reap.
     func stop() {
-        if pid > 0 { kill(pid, SIGKILL) }
-        launcher.kill(SIGKILL)
-        launcher.wait()
+        if pid > 0 {
+            kill(pid, SIGKILL)
+            // Kills unshare too if it has not exited within 5 s.
+            _ = launcher.wait(timeout: 5)
+        } else {
+            launcher.kill(SIGKILL)
+            launcher.wait()
+        }
         pid = 0
+        unlink(launcherErrors)
     }
 
     deinit { stop() }
