@@ -17,8 +17,8 @@ struct Plan {
     /// The target's cwd from its root, a C string that close() frees.
     var targetCwd: UnsafeMutablePointer<CChar>?
     /// The program's argv and envp.
-    var arguments = CStringArray(copyingCapacity: 0)
-    var environment = CStringArray(copyingCapacity: 0)
+    let arguments: CStringArray
+    let environment: CStringArray
     var cgroupFDs: [Int32] = []
 
     /// Closes every fd the plan opened, the pidfd included, and frees the target's cwd.
@@ -59,12 +59,18 @@ extension ExecSpec {
     /// Resolves the target and opens everything the stages need; throws before any stage starts.
     func makePlan() throws -> Plan {
         try validate()
-        var plan = Plan(target: try target.resolve())
+        let resolved = try target.resolve()
+        let environment: CStringArray
+        do {
+            environment = try makeEnvironment(pid: resolved.pid)
+        } catch {
+            resolved.close()
+            throw error
+        }
+        var plan = Plan(target: resolved, arguments: programArguments(), environment: environment)
         do {
             try selectNamespaces(&plan)
             try selectRoot(&plan)
-            plan.arguments = programArguments()
-            plan.environment = try makeEnvironment(pid: plan.target.pid)
             if joinCgroup {
                 plan.cgroupFDs = try Cgroups.openProcsFiles(pid: plan.target.pid, label: plan.target.label)
             }
