@@ -72,7 +72,7 @@ func processStatus(pid: Int32) -> (state: UInt8, startTime: UInt64)? {
         while end < bytes.count && bytes[end] != UInt8(ascii: " ") && bytes[end] != UInt8(ascii: "\n") { end += 1 }
         if end > start {
             if field == 0 { state = bytes[start] }
-            if field == 19 { startTime = decimal(bytes[start..<end]) }
+            if field == 19 { startTime = bytes.withUnsafeBufferPointer { decimalValue(UnsafeBufferPointer(rebasing: $0[start..<end])) } }
             field += 1
         }
         start = end + 1
@@ -81,8 +81,9 @@ func processStatus(pid: Int32) -> (state: UInt8, startTime: UInt64)? {
     return (state, startTime)
 }
 
-/// Parses a non-negative decimal number; nil for anything else or on overflow.
-private func decimal(_ digits: ArraySlice<UInt8>) -> UInt64? {
+/// Parses a non-negative decimal number; nil for anything else or on overflow. The CLI
+/// parses pids with it too.
+package func decimalValue(_ digits: UnsafeBufferPointer<UInt8>) -> UInt64? {
     guard !digits.isEmpty else { return nil }
     var value: UInt64 = 0
     for digit in digits {

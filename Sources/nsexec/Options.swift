@@ -288,15 +288,8 @@ struct OptionParser {
 
     /// Parses a decimal process id from 1 to Int32.max; nil for anything else.
     private static func processID(_ bytes: UnsafeBufferPointer<UInt8>) -> Int32? {
-        var value: Int32 = 0
-        for byte in bytes {
-            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
-            let (shifted, overflow) = value.multipliedReportingOverflow(by: 10)
-            let (sum, carry) = shifted.addingReportingOverflow(Int32(byte - UInt8(ascii: "0")))
-            guard !overflow && !carry else { return nil }
-            value = sum
-        }
-        return value > 0 ? value : nil
+        guard let value = decimalValue(bytes), value > 0, value <= UInt64(Int32.max) else { return nil }
+        return Int32(value)
     }
 
     /// Applies an option and its value. The value becomes a String only for an option that keeps it.
