@@ -17,18 +17,6 @@ func now() -> Double {
     return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
 }
 
-/// Counts the open fds of this process in /proc/self/fd.
-func openFDCount() -> Int {
-    guard let dir = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(dir) }
-    var count = 0
-    while let entry = readdir(dir) {
-        if entry.pointee.d_name.0 != UInt8(ascii: ".") { count += 1 }
-    }
-    // The directory stream has one fd of its own open while counting.
-    return count - 1
-}
-
 /// Counts the processes whose parent is this process, zombies included, from /proc/PID/stat.
 func childCount() -> Int {
     guard let dir = opendir("/proc") else { return -1 }
@@ -128,7 +116,7 @@ func main() -> Never {
 
     // Sequential: this process has one thread here, so NSExec takes the fork path.
     let sequentialMode = NSExec.currentThreadCount() > 1 ? "helper" : "fork"
-    var fds = (openFDCount(), 0)
+    var fds = (NSExec.openDescriptorCount(), 0)
     var children = (childCount(), 0)
     var failures = 0
     var latencies: [Double] = []
@@ -140,7 +128,7 @@ func main() -> Never {
         latencies.append(now() - begin)
     }
     var seconds = now() - start
-    fds.1 = openFDCount()
+    fds.1 = NSExec.openDescriptorCount()
     children.1 = childCount()
     latencies.sort()
     let median = latencies.isEmpty ? 0 : latencies[latencies.count / 2]
@@ -154,7 +142,7 @@ func main() -> Never {
     let workers = (0..<threads).map { index in
         Worker(spec: spec, count: count / threads + (index < count % threads ? 1 : 0))
     }
-    fds = (openFDCount(), 0)
+    fds = (NSExec.openDescriptorCount(), 0)
     children = (childCount(), 0)
     start = now()
     var handles: [pthread_t] = []
@@ -172,7 +160,7 @@ func main() -> Never {
         pthread_join(handle, nil)
     }
     seconds = now() - start
-    fds.1 = openFDCount()
+    fds.1 = NSExec.openDescriptorCount()
     children.1 = childCount()
     failures = workers.reduce(0) { $0 + $1.failures }
     report("concurrent", execs: count, failures: failures, seconds: seconds, fds: fds, children: children,

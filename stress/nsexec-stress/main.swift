@@ -14,18 +14,6 @@ import CNSExec
 import Glibc
 import NSExec
 
-/// Counts the open fds of this process in /proc/self/fd.
-func openFDCount() -> Int {
-    guard let dir = opendir("/proc/self/fd") else { return -1 }
-    defer { closedir(dir) }
-    var count = 0
-    while let entry = readdir(dir) {
-        if entry.pointee.d_name.0 != UInt8(ascii: ".") { count += 1 }
-    }
-    // The directory stream uses one fd of its own while counting.
-    return count - 1
-}
-
 /// Tells whether this process has children, zombies included, with a waitid that neither blocks nor reaps.
 func hasChildren() -> Bool {
     var info = siginfo_t()
@@ -127,7 +115,7 @@ var failed = false
 
 // Sequential: this process has one thread here, so NSExec takes the fork path.
 let sequentialMode = NSExec.currentThreadCount() > 1 ? "helper" : "fork"
-var fdsBefore = openFDCount()
+var fdsBefore = NSExec.openDescriptorCount()
 var failures = 0
 for exec in 0..<sequential {
     if let problem = execOnce(spec, token: "lib-seq-\(exec)", status: Int32(exec % 7)) {
@@ -135,7 +123,7 @@ for exec in 0..<sequential {
         if failures <= 5 { printError(problem) }
     }
 }
-var fdsAfter = openFDCount()
+var fdsAfter = NSExec.openDescriptorCount()
 var leftChildren = hasChildren()
 print("library-sequential execs=\(sequential) failures=\(failures) mode=\(sequentialMode)"
     + " fds_before=\(fdsBefore) fds_after=\(fdsAfter) children_left=\(leftChildren)")
@@ -144,7 +132,7 @@ failed = failed || failures > 0 || fdsAfter != fdsBefore || leftChildren
 // Concurrent: with several threads running, NSExec takes the helper path. Plain
 // threads, not Swift tasks, because NSExec.run blocks in waitpid.
 let workers = (0..<workerCount).map { Worker(spec: spec, index: $0, count: perWorker) }
-fdsBefore = openFDCount()
+fdsBefore = NSExec.openDescriptorCount()
 var handles: [pthread_t] = []
 for worker in workers {
     var handle = pthread_t()
@@ -158,7 +146,7 @@ for worker in workers {
 for handle in handles {
     pthread_join(handle, nil)
 }
-fdsAfter = openFDCount()
+fdsAfter = NSExec.openDescriptorCount()
 leftChildren = hasChildren()
 failures = workers.reduce(0) { $0 + $1.failures }
 print("library-concurrent execs=\(workerCount * perWorker) failures=\(failures) threads=\(workerCount) mode=helper"
