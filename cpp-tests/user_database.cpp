@@ -119,7 +119,7 @@ TEST(users, unknown_user_lookups)
 	EXPECT_EQ(user.uid, 4242u);
 }
 
-TEST(users, reads_lines_across_chunks_and_skips_long_ones)
+TEST(users, chunk_boundary_and_long_lines)
 {
 	FakeRoot root;
 	ASSERT_GE(root.fd(), 0);

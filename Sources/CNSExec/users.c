@@ -14,8 +14,8 @@
 #include "users.h"
 
 /*
- * Parses a decimal id; returns false unless the whole text is a number below
- * 2^32 - 1. Digits only, so no sign, space or locale applies.
+ * Parses a decimal id. Returns false unless the whole text is a number below
+ * 2^32 - 1, in digits only, so no sign, space or locale applies.
  */
 bool nsexec_parse_id(const char *text, uint32_t *id)
 {

@@ -74,13 +74,14 @@ __attribute__((swiftcall)) void _swift_stdlib_overrideUnsafeArgvArgc(char **argu
  * Backtrace.cpp is the runtime's crash backtracer. swiftrt.o refers to
  * _swift_backtrace_isThunkFunction only to drag it into static links. The
  * runtime's error reporting reads _swift_backtraceSettings to see whether the
- * backtracer is on, and all zeros there mean it is not. Its constructor looks for a
- * swift-backtrace executable next to nsexec on every start (a readlink and
- * eight stats) and, had it found one, would run that path on a crash, even in
- * the direct child after it joined a container's mount namespace, where the
- * container decides what the path names. The runtime turns the backtracer off
- * for set-user-ID programs for the same kind of reason. Without it a crash in
- * nsexec ends with the signal's default action, as in nsenter.
+ * backtracer is on, and all zeros there mean it is not. Its constructor looks
+ * for a swift-backtrace executable next to nsexec on every start, with a
+ * readlink and eight stats. Had it found one, a crash would run that path,
+ * even in the direct child after it joined a container's mount namespace,
+ * where the container decides what the path names. The runtime turns the
+ * backtracer off for set-user-ID programs for the same kind of reason.
+ * Without it a crash in nsexec ends with the signal's default action, as in
+ * nsenter.
  */
 bool _swift_backtrace_isThunkFunction(const char *name);
 extern const unsigned int _swift_backtraceSettings[64];

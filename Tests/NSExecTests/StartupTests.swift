@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// Returns whether the ELF file at `path` has no program interpreter, so is statically
+/// Returns whether the ELF file at `path` has no program interpreter, which makes it statically
 /// linked. Only scripts/build-release makes such an nsexec.
 private func isStaticallyLinked(_ path: String) -> Bool {
     guard let data = FileManager.default.contents(atPath: path), data.count >= 64,
